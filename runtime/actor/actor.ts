@@ -1,0 +1,74 @@
+/**
+ * The actor base class and the description of an actor kind. An actor instance sees one message at
+ * a time; everything it needs from the runtime (logger, timers, a client for other actors, its key)
+ * arrives in its context, so a test can build one with fakes.
+ */
+import type { Logger } from 'pino';
+import type { ActorClient } from '../client/client.js';
+import { assertToken } from '../subjects.js';
+import type { Handlers, Protocol, Validators } from './protocol.js';
+import type { ActorTimers } from './timers.js';
+
+/** What the runtime hands to each actor activation. */
+export interface ActorContext {
+  readonly kind: string;
+  /** The actor's key (keyed kinds) or its group token (grouped kinds). */
+  readonly key: string;
+  /** The partition the key hashes to; `undefined` for grouped kinds. */
+  readonly partition: number | undefined;
+  readonly hostId: string;
+  readonly log: Logger;
+  readonly timers: ActorTimers;
+  /** For calling other actors; the same client outside services use. */
+  readonly client: ActorClient;
+}
+
+export abstract class Actor<P extends Protocol = Protocol> {
+  constructor(protected readonly ctx: ActorContext) {}
+
+  /** One handler per operation of the protocol. */
+  abstract readonly handlers: Handlers<P>;
+
+  /** Runs before the first message of an activation. */
+  onActivate(): void | Promise<void> {}
+
+  /** Runs before the activation goes (idle passivation, handoff, shutdown): write state behind here. */
+  onDeactivate(): void | Promise<void> {}
+}
+
+/**
+ * `keyed`: one instance per key, keys hash into partitions, each partition owned by one host.
+ * `grouped`: one instance per group token on each host serving it (an item shard, a model version);
+ * replicas of a group share a NATS queue group.
+ */
+export type Placement = 'keyed' | 'grouped';
+
+export interface ActorKind<P extends Protocol = Protocol> {
+  /** The kind's name, also its subject token and its service name (`recsys-<name>`). */
+  readonly name: string;
+  readonly placement: Placement;
+  readonly description: string;
+  /** Semantic version of the protocol, shown by `$SRV.INFO`. */
+  readonly version: string;
+  /** One validator per operation; it throws `BadRequestError` naming the field. */
+  readonly validators: Validators<P>;
+  create(ctx: ActorContext): Actor<P>;
+  /**
+   * Messages one instance may run at once. Keep 1 (the actor model) unless the actor only hands
+   * work to a worker pool and keeps no state a second message could see half-changed.
+   * @default 1
+   */
+  readonly concurrency?: number;
+  /** Idle time before passivation; `null` never passivates. @default runtime.passivate_after_ms */
+  readonly passivateAfterMs?: number | null;
+}
+
+/** Checks a kind's definition once, at registration, so a typo fails at start-up. */
+export function defineActorKind<P extends Protocol>(kind: ActorKind<P>): ActorKind<P> {
+  assertToken('kind', kind.name);
+  for (const op of Object.keys(kind.validators)) assertToken('op', op);
+  if (kind.concurrency !== undefined && (!Number.isInteger(kind.concurrency) || kind.concurrency < 1)) {
+    throw new RangeError(`${kind.name}: concurrency must be a positive integer`);
+  }
+  return kind;
+}

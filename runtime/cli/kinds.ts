@@ -1,0 +1,36 @@
+/**
+ * Actor kinds a process can run: the built-in ones, plus kinds from modules named with
+ * `--kinds-module`, so a team can run its own actors on the same runtime. Such a module exports
+ * `createKinds(context)` returning the kinds (or a promise of them).
+ */
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { Logger } from 'pino';
+import type { ActorKind } from '../actor/actor.js';
+import type { Protocol } from '../actor/protocol.js';
+import type { ResolvedConfig } from '../config/index.js';
+import { ConfigError } from '../errors.js';
+
+export interface KindModuleContext {
+  config: ResolvedConfig;
+  log: Logger;
+}
+
+export type CreateKinds = (
+  context: KindModuleContext,
+) => readonly ActorKind<Protocol>[] | Promise<readonly ActorKind<Protocol>[]>;
+
+export async function loadKindModules(
+  paths: readonly string[],
+  context: KindModuleContext,
+): Promise<ActorKind<Protocol>[]> {
+  const kinds: ActorKind<Protocol>[] = [];
+  for (const path of paths) {
+    const module = (await import(pathToFileURL(resolve(path)).href)) as { createKinds?: unknown };
+    if (typeof module.createKinds !== 'function') {
+      throw new ConfigError('--kinds-module', `${path} does not export a createKinds(context) function`);
+    }
+    kinds.push(...(await (module.createKinds as CreateKinds)(context)));
+  }
+  return kinds;
+}

@@ -1,0 +1,28 @@
+export {
+  CONFIG_ENV_VARS,
+  CONFIG_FILE_ENV_VAR,
+  defaultConfigPath,
+  loadConfig,
+  resolveConfig,
+  type ConfigEnv,
+  type ConfigEnvVar,
+  type ConfigOverrides,
+  type DeepPartial,
+  type LoadConfigOptions,
+} from './load.js';
+export {
+  ConfigSchema,
+  LogLevel,
+  Transport,
+  configJsonSchema,
+  type DeploymentConfig,
+  type HostConfig,
+  type LogConfig,
+  type MetricsConfig,
+  type NatsConfig,
+  type PlacementConfig,
+  type RawConfig,
+  type RedisConfig,
+  type ResolvedConfig,
+  type RuntimeConfig,
+} from './schema.js';

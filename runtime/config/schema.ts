@@ -1,0 +1,456 @@
+/**
+ * The schema of `configs/config.yaml`. YAML keys are snake_case; the loader hands out the same tree
+ * with camelCase keys as {@link ResolvedConfig}. Every option is optional in the schema because the
+ * loader fills defaults before it validates: that keeps the emitted JSON Schema useful in an editor,
+ * where a partial config file must not light up as "missing property".
+ *
+ * `patternErrorMessage` is a non-standard keyword that VS Code and the YAML language server show
+ * instead of the raw regular expression; the loader uses the same text in its own messages.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+
+/** How actors talk to each other. */
+export const Transport = {
+  /** Everything in one process over the in-process bus. */
+  InProc: 'inproc',
+  /** Hosts talk over a NATS server. */
+  Nats: 'nats',
+} as const;
+export type Transport = (typeof Transport)[keyof typeof Transport];
+
+/** Log levels, the same names pino uses. */
+export const LogLevel = {
+  Fatal: 'fatal',
+  Error: 'error',
+  Warn: 'warn',
+  Info: 'info',
+  Debug: 'debug',
+  Trace: 'trace',
+  Silent: 'silent',
+} as const;
+export type LogLevel = (typeof LogLevel)[keyof typeof LogLevel];
+
+/** One NATS subject token, as accepted by `runtime/subjects.ts`. */
+const TOKEN_PATTERN = '^[A-Za-z0-9_-]+$';
+
+function int(minimum: number, maximum: number | undefined, def: number, description: string) {
+  return Type.Optional(
+    Type.Integer({
+      minimum,
+      ...(maximum === undefined ? {} : { maximum }),
+      default: def,
+      description,
+    }),
+  );
+}
+
+function bool(def: boolean, description: string) {
+  return Type.Optional(Type.Boolean({ default: def, description }));
+}
+
+function section<T extends Parameters<typeof Type.Object>[0]>(description: string, properties: T) {
+  // `default: {}` lets the loader fill a section the file leaves out, and then its options.
+  return Type.Optional(
+    Type.Object(properties, { additionalProperties: false, default: {}, description }),
+  );
+}
+
+const DeploymentSchema = section('Where this deployment lives on the bus.', {
+  prefix: Type.Optional(
+    Type.String({
+      pattern: '^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$',
+      patternErrorMessage:
+        'must be dot-separated tokens of [A-Za-z0-9_-], such as recsys or prod.recsys',
+      default: 'recsys',
+      description:
+        'Subject prefix of every subject, stream and bucket, so several deployments can share one NATS server.',
+    }),
+  ),
+  transport: Type.Optional(
+    Type.Union([Type.Literal(Transport.InProc), Type.Literal(Transport.Nats)], {
+      default: Transport.InProc,
+      description:
+        'inproc: one process, in-process bus and in-memory stores; nats: hosts talk over NATS and Redis.',
+    }),
+  ),
+});
+
+const NatsSchema = section('The NATS connection (used when deployment.transport is nats).', {
+  url: Type.Optional(
+    Type.String({
+      pattern: '^[^\\s,]+(\\s*,\\s*[^\\s,]+)*$',
+      patternErrorMessage:
+        'must be one NATS server URL or a comma-separated list, such as nats://127.0.0.1:4222',
+      default: 'nats://127.0.0.1:4222',
+      description: 'Server URL; a comma-separated list names several servers of one cluster.',
+    }),
+  ),
+  name: Type.Optional(
+    Type.String({
+      minLength: 1,
+      default: 'recsys',
+      description: 'Connection name the server shows in its monitoring endpoints.',
+    }),
+  ),
+  reconnect_wait_ms: int(10, 60_000, 250, 'Pause between reconnect attempts, in milliseconds.'),
+  max_reconnect_attempts: int(
+    -1,
+    undefined,
+    -1,
+    'Reconnect attempts before the connection gives up; -1 retries forever.',
+  ),
+});
+
+const RedisSchema = section('The Redis online feature store (used when transport is nats).', {
+  url: Type.Optional(
+    Type.String({
+      pattern: '^rediss?://\\S+$',
+      patternErrorMessage: 'must be a redis:// or rediss:// URL, such as redis://127.0.0.1:6379',
+      default: 'redis://127.0.0.1:6379',
+      description: 'Redis URL; rediss:// connects over TLS.',
+    }),
+  ),
+});
+
+const RuntimeSchema = section('The actor runtime.', {
+  partitions: int(
+    1,
+    4096,
+    64,
+    'Keyed actors (users) hash into this many partitions; every host of a deployment must agree.',
+  ),
+  mailbox_capacity: int(
+    1,
+    1_000_000,
+    1024,
+    'Messages queued per actor instance before callers get an overloaded error.',
+  ),
+  passivate_after_ms: int(
+    1000,
+    86_400_000,
+    300_000,
+    'Idle time after which an actor instance writes its state behind and is deactivated, in milliseconds.',
+  ),
+  default_timeout_ms: int(
+    1,
+    600_000,
+    1000,
+    'Request deadline when the caller gives none, in milliseconds.',
+  ),
+  drain_timeout_ms: int(
+    0,
+    600_000,
+    10_000,
+    'How long a graceful shutdown or partition handoff waits for in-flight work, in milliseconds.',
+  ),
+  max_handler_ms: int(
+    1,
+    3_600_000,
+    30_000,
+    'A handler running longer than this is reported with a warning log, in milliseconds.',
+  ),
+});
+
+const PlacementSchema = section('Partition ownership: leases and membership in NATS KV.', {
+  lease_ttl_ms: int(
+    500,
+    600_000,
+    6000,
+    'Lifetime of a partition lease (the KV bucket TTL), in milliseconds.',
+  ),
+  renew_interval_ms: int(
+    100,
+    300_000,
+    2000,
+    'How often an owner renews its leases, in milliseconds; must be < lease_ttl_ms / 2.',
+  ),
+  heartbeat_interval_ms: int(
+    100,
+    60_000,
+    1000,
+    'How often a host announces itself in the members bucket, in milliseconds.',
+  ),
+  member_ttl_ms: int(
+    500,
+    600_000,
+    6000,
+    'A host not heard from for this long is taken as dead, in milliseconds; must be > heartbeat_interval_ms * 2.',
+  ),
+});
+
+const ActorKindSchema = Type.String({
+  pattern: TOKEN_PATTERN,
+  patternErrorMessage: 'must be an actor kind of [A-Za-z0-9_-], such as user or ranker',
+});
+
+const HostSchema = section('This host process.', {
+  actors: Type.Optional(
+    Type.Array(ActorKindSchema, {
+      uniqueItems: true,
+      default: [],
+      description: 'Actor kinds this host runs; empty runs every registered kind.',
+    }),
+  ),
+  id: Type.Optional(
+    Type.String({
+      pattern: '^[A-Za-z0-9_-]*$',
+      patternErrorMessage: 'must be empty or a token of [A-Za-z0-9_-], such as host-1',
+      default: '',
+      description: 'Host id, unique in the deployment; empty generates one at start-up.',
+    }),
+  ),
+  groups: Type.Optional(
+    Type.Record(
+      Type.String({ pattern: TOKEN_PATTERN }),
+      Type.Array(
+        Type.String({
+          pattern: TOKEN_PATTERN,
+          patternErrorMessage: 'must be a group token of [A-Za-z0-9_-], such as 0 or v3',
+        }),
+        { minItems: 1, uniqueItems: true },
+      ),
+      {
+        additionalProperties: false,
+        default: {},
+        description:
+          'Groups this host serves per actor kind, such as items: ["0", "1"]; a kind left out serves every group.',
+      },
+    ),
+  ),
+});
+
+const LogSchema = section('Logging (pino).', {
+  level: Type.Optional(
+    Type.Union(
+      [
+        Type.Literal(LogLevel.Fatal),
+        Type.Literal(LogLevel.Error),
+        Type.Literal(LogLevel.Warn),
+        Type.Literal(LogLevel.Info),
+        Type.Literal(LogLevel.Debug),
+        Type.Literal(LogLevel.Trace),
+        Type.Literal(LogLevel.Silent),
+      ],
+      { default: LogLevel.Info, description: 'Lowest level written.' },
+    ),
+  ),
+  pretty: bool(false, 'Human-readable lines instead of JSON (for a terminal, not for production).'),
+});
+
+const MetricsSchema = section('Prometheus metrics.', {
+  enabled: bool(true, 'Collect metrics and serve them for scraping.'),
+  default_metrics: bool(true, 'Also collect process metrics: CPU, memory, event loop lag.'),
+});
+
+/** The whole configuration file. */
+export const ConfigSchema = Type.Object(
+  {
+    deployment: DeploymentSchema,
+    nats: NatsSchema,
+    redis: RedisSchema,
+    runtime: RuntimeSchema,
+    placement: PlacementSchema,
+    host: HostSchema,
+    log: LogSchema,
+    metrics: MetricsSchema,
+  },
+  {
+    additionalProperties: false,
+    title: 'recsys configuration',
+    description: 'configs/config.yaml: the one place to tune the system.',
+  },
+);
+
+/** The configuration as written in YAML (snake_case keys, every option optional). */
+export type RawConfig = Static<typeof ConfigSchema>;
+
+/**
+ * The schema as plain JSON Schema (draft-07), for editors. TypeBox keeps its bookkeeping under
+ * symbol keys, which a JSON round trip drops.
+ */
+export function configJsonSchema(): Record<string, unknown> {
+  const plain = JSON.parse(JSON.stringify(ConfigSchema)) as Record<string, unknown>;
+  return { $schema: 'http://json-schema.org/draft-07/schema#', ...plain };
+}
+
+/** Where this deployment lives on the bus. */
+export interface DeploymentConfig {
+  /**
+   * Subject prefix of every subject, stream and bucket.
+   * @default 'recsys'
+   */
+  prefix: string;
+  /**
+   * `inproc` runs everything in one process; `nats` spreads hosts over NATS and Redis.
+   * @default 'inproc'
+   */
+  transport: Transport;
+}
+
+/** The NATS connection. */
+export interface NatsConfig {
+  /**
+   * Server URL, or a comma-separated list of servers of one cluster.
+   * @default 'nats://127.0.0.1:4222'
+   */
+  url: string;
+  /**
+   * Connection name shown by the server.
+   * @default 'recsys'
+   */
+  name: string;
+  /**
+   * Pause between reconnect attempts, in milliseconds (10..60000).
+   * @default 250
+   */
+  reconnectWaitMs: number;
+  /**
+   * Reconnect attempts before giving up; -1 retries forever.
+   * @default -1
+   */
+  maxReconnectAttempts: number;
+}
+
+/** The Redis online feature store. */
+export interface RedisConfig {
+  /**
+   * `redis://` or `rediss://` URL.
+   * @default 'redis://127.0.0.1:6379'
+   */
+  url: string;
+}
+
+/** The actor runtime. */
+export interface RuntimeConfig {
+  /**
+   * Keyed actors hash into this many partitions (1..4096).
+   * @default 64
+   */
+  partitions: number;
+  /**
+   * Queued messages per actor instance (1..1000000).
+   * @default 1024
+   */
+  mailboxCapacity: number;
+  /**
+   * Idle time before an actor instance is deactivated, in milliseconds (1000..86400000).
+   * @default 300000
+   */
+  passivateAfterMs: number;
+  /**
+   * Request deadline when the caller gives none, in milliseconds (1..600000).
+   * @default 1000
+   */
+  defaultTimeoutMs: number;
+  /**
+   * How long a graceful shutdown waits for in-flight work, in milliseconds (0..600000).
+   * @default 10000
+   */
+  drainTimeoutMs: number;
+  /**
+   * A handler running longer is reported with a warning, in milliseconds (1..3600000).
+   * @default 30000
+   */
+  maxHandlerMs: number;
+}
+
+/** Partition leases and host membership. */
+export interface PlacementConfig {
+  /**
+   * Partition lease lifetime (KV bucket TTL), in milliseconds (500..600000).
+   * @default 6000
+   */
+  leaseTtlMs: number;
+  /**
+   * Lease renewal period, in milliseconds; always < `leaseTtlMs / 2`.
+   * @default 2000
+   */
+  renewIntervalMs: number;
+  /**
+   * Membership heartbeat period, in milliseconds (100..60000).
+   * @default 1000
+   */
+  heartbeatIntervalMs: number;
+  /**
+   * A host silent this long is dead, in milliseconds; always > `heartbeatIntervalMs * 2`.
+   * @default 6000
+   */
+  memberTtlMs: number;
+}
+
+/** This host process. */
+export interface HostConfig {
+  /**
+   * Actor kinds this host runs; empty means every registered kind.
+   * @default []
+   */
+  actors: string[];
+  /**
+   * Host id; empty means one is generated at start-up.
+   * @default ''
+   */
+  id: string;
+  /**
+   * Groups served per actor kind (for example `items: ['0', '1']`); a kind left out serves all.
+   * Every key names a kind in `actors` when `actors` is not empty.
+   * @default {}
+   */
+  groups: Record<string, string[]>;
+}
+
+/** Logging. */
+export interface LogConfig {
+  /**
+   * Lowest level written.
+   * @default 'info'
+   */
+  level: LogLevel;
+  /**
+   * Human-readable lines instead of JSON.
+   * @default false
+   */
+  pretty: boolean;
+}
+
+/** Prometheus metrics. */
+export interface MetricsConfig {
+  /**
+   * Collect and serve metrics.
+   * @default true
+   */
+  enabled: boolean;
+  /**
+   * Also collect process metrics (CPU, memory, event loop lag).
+   * @default true
+   */
+  defaultMetrics: boolean;
+}
+
+/** The validated configuration, every option present, camelCase keys. */
+export interface ResolvedConfig {
+  deployment: DeploymentConfig;
+  nats: NatsConfig;
+  redis: RedisConfig;
+  runtime: RuntimeConfig;
+  placement: PlacementConfig;
+  host: HostConfig;
+  log: LogConfig;
+  metrics: MetricsConfig;
+}
+
+// Compile-time guard: the hand-written interfaces above must be exactly the schema with camelCase
+// keys and every option present, so adding an option to one and not the other fails the build.
+type CamelCase<S extends string> = S extends `${infer Head}_${infer Tail}`
+  ? `${Head}${Capitalize<CamelCase<Tail>>}`
+  : S;
+type Resolved<T> = T extends readonly (infer U)[]
+  ? Resolved<U>[]
+  : T extends object
+    ? {
+        [K in keyof T as K extends string ? CamelCase<K> : K]-?: Resolved<Exclude<T[K], undefined>>;
+      }
+    : T;
+type Equals<A, B> =
+  (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
+const schemaMatchesResolvedConfig: Equals<ResolvedConfig, Resolved<RawConfig>> = true;
+void schemaMatchesResolvedConfig;

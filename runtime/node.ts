@@ -1,0 +1,169 @@
+/**
+ * Builds a running node from the resolved configuration: transport (NATS or in-process), placement
+ * (NATS KV leases, or local ownership in embedded mode), metrics, and the actor host. `recsys node`
+ * and the embedded `recsys start` both come through here, so both modes run the same code.
+ */
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+import type { ActorKind } from './actor/actor.js';
+import type { Protocol } from './actor/protocol.js';
+import { ActorClient } from './client/client.js';
+import type { ResolvedConfig } from './config/index.js';
+import { ConfigError } from './errors.js';
+import { ActorHost } from './host/host.js';
+import { MemoryKvStore } from './kv/memory.js';
+import { NatsKvStore } from './kv/nats.js';
+import type { KvStore } from './kv/types.js';
+import { RuntimeMetrics } from './metrics.js';
+import { LeasePlacement } from './placement/leases.js';
+import { LocalPlacement } from './placement/local.js';
+import type { Placement } from './placement/types.js';
+import { Subjects } from './subjects.js';
+import { InProcessBus, InProcessTransport } from './transport/inproc.js';
+import { NatsTransport } from './transport/nats.js';
+import type { Transport } from './transport/types.js';
+
+/** Shared in-process infrastructure, so several nodes in one process form one cluster (tests). */
+export interface InProcessCluster {
+  bus: InProcessBus;
+  kv: MemoryKvStore;
+}
+
+export function createInProcessCluster(): InProcessCluster {
+  return { bus: new InProcessBus(), kv: new MemoryKvStore() };
+}
+
+export interface StartNodeOptions {
+  config: ResolvedConfig;
+  /** Every kind this process knows; `host.actors` selects among them (empty: all). */
+  kinds: readonly ActorKind<Protocol>[];
+  log: Logger;
+  /**
+   * In-process transport only: join this cluster (its members place partitions by leases in the
+   * shared memory KV). Without it, an in-process node is alone and owns every partition.
+   */
+  cluster?: InProcessCluster;
+}
+
+export interface RunningNode {
+  readonly hostId: string;
+  readonly host: ActorHost;
+  readonly client: ActorClient;
+  readonly transport: Transport;
+  readonly metrics: RuntimeMetrics;
+  /** Graceful: drains, deactivates, releases leases, then closes the connection. */
+  stop(): Promise<void>;
+}
+
+/** Picks the configured kinds, failing on a name nobody registered. */
+export function selectKinds(
+  available: readonly ActorKind<Protocol>[],
+  wanted: readonly string[],
+): ActorKind<Protocol>[] {
+  if (wanted.length === 0) return [...available];
+  const byName = new Map(available.map((kind) => [kind.name, kind]));
+  return wanted.map((name) => {
+    const kind = byName.get(name);
+    if (kind === undefined) {
+      const known = [...byName.keys()].join(', ') || 'none';
+      throw new ConfigError('host.actors', `unknown actor kind ${JSON.stringify(name)} (known: ${known})`);
+    }
+    return kind;
+  });
+}
+
+export function generateHostId(): string {
+  return `${hostname().replace(/[^A-Za-z0-9_-]/g, '-')}-${randomBytes(3).toString('hex')}`;
+}
+
+export async function startNode(options: StartNodeOptions): Promise<RunningNode> {
+  const { config, log } = options;
+  const kinds = selectKinds(options.kinds, config.host.actors);
+  const hostId = config.host.id === '' ? generateHostId() : config.host.id;
+  const subjects = new Subjects(config.deployment.prefix);
+  const metrics = new RuntimeMetrics({ defaultMetrics: config.metrics.enabled && config.metrics.defaultMetrics });
+
+  let transport: Transport;
+  let kv: KvStore | undefined;
+  if (config.deployment.transport === 'nats') {
+    const nats = await NatsTransport.connect({
+      servers: config.nats.url.split(',').map((url) => url.trim()),
+      name: `${config.nats.name}-${hostId}`,
+      reconnectTimeWaitMs: config.nats.reconnectWaitMs,
+      maxReconnectAttempts: config.nats.maxReconnectAttempts,
+      drainTimeoutMs: config.runtime.drainTimeoutMs,
+    });
+    transport = nats;
+    kv = new NatsKvStore(nats.connection);
+  } else {
+    transport = new InProcessTransport(options.cluster?.bus);
+    kv = options.cluster?.kv;
+  }
+
+  const keyed = kinds.filter((kind) => kind.placement === 'keyed').map((kind) => kind.name);
+  const placement: Placement =
+    kv === undefined
+      ? new LocalPlacement(keyed, config.runtime.partitions)
+      : new LeasePlacement({
+          kv,
+          subjects,
+          hostId,
+          kinds: keyed,
+          partitions: config.runtime.partitions,
+          leaseTtlMs: config.placement.leaseTtlMs,
+          renewIntervalMs: config.placement.renewIntervalMs,
+          heartbeatIntervalMs: config.placement.heartbeatIntervalMs,
+          memberTtlMs: config.placement.memberTtlMs,
+          log,
+        });
+
+  const client = new ActorClient({
+    transport,
+    prefix: config.deployment.prefix,
+    partitions: config.runtime.partitions,
+    defaultTimeoutMs: config.runtime.defaultTimeoutMs,
+    observer: {
+      retried: (kind, code) => metrics.clientRetries.labels(kind, code).inc(),
+      timedOut: (kind, op) => metrics.clientTimeouts.labels(kind, op).inc(),
+    },
+  });
+  const host = new ActorHost({
+    hostId,
+    transport,
+    kinds,
+    placement,
+    groups: config.host.groups,
+    prefix: config.deployment.prefix,
+    partitions: config.runtime.partitions,
+    mailboxCapacity: config.runtime.mailboxCapacity,
+    passivateAfterMs: config.runtime.passivateAfterMs,
+    defaultTimeoutMs: config.runtime.defaultTimeoutMs,
+    drainTimeoutMs: config.runtime.drainTimeoutMs,
+    maxHandlerMs: config.runtime.maxHandlerMs,
+    log,
+    metrics,
+    client,
+  });
+  try {
+    await host.start();
+  } catch (err) {
+    await host.stop().catch(() => undefined);
+    await transport.close().catch(() => undefined);
+    throw err;
+  }
+
+  let stopping: Promise<void> | undefined;
+  return {
+    hostId,
+    host,
+    client,
+    transport,
+    metrics,
+    stop: () =>
+      (stopping ??= (async () => {
+        await host.stop();
+        await transport.close();
+      })()),
+  };
+}

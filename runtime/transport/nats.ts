@@ -1,0 +1,326 @@
+/**
+ * The NATS transport over nats.js 3.x. Request/reply is the hot path (every actor call), so it adds
+ * as little as possible on top of `nc.request`: headers are only converted when present, and async
+ * stack traces are off for the whole connection (nats.js only allows that per connection).
+ *
+ * Outgoing payloads are copied: nats.js keeps a reference to the caller's buffer until its next
+ * write to the socket, so a caller reusing a buffer right after `publish` would change what is
+ * sent. One memcpy per message is noise next to a network hop, and it keeps the contract the
+ * in-process transport has.
+ */
+import {
+  errors as natsErrors,
+  headers as natsHeaders,
+  type Msg,
+  type MsgHdrs,
+  type NatsConnection,
+  type Subscription as NatsSubscription,
+} from '@nats-io/nats-core';
+import { connect } from '@nats-io/transport-node';
+
+import { BadRequestError, NoRespondersError, TimeoutError, UnavailableError } from '../errors.js';
+import { subscriptionTokens } from './subject-index.js';
+import type {
+  Headers,
+  InboundMessage,
+  MessageHandler,
+  Reply,
+  RequestManyOptions,
+  RequestOptions,
+  SubscribeOptions,
+  Subscription,
+  Transport,
+  TransportStatus,
+} from './types.js';
+
+export interface NatsTransportOptions {
+  /** One or more server URLs, e.g. `nats://127.0.0.1:4222`. */
+  servers: string | string[];
+  /** Connection name shown by `nats server report connections`. */
+  name?: string;
+  /** Pause between reconnect attempts to the same server. @default 2000 */
+  reconnectTimeWaitMs?: number;
+  /** Reconnect attempts per server before giving up; -1 retries forever. @default -1 */
+  maxReconnectAttempts?: number;
+  /** How long `close()` waits for subscriptions to drain before closing anyway. @default 5000 */
+  drainTimeoutMs?: number;
+}
+
+export class NatsTransport implements Transport {
+  readonly kind = 'nats' as const;
+  /** The underlying connection, for JetStream and KV users. */
+  readonly connection: NatsConnection;
+  private readonly drainTimeoutMs: number;
+  private readonly listeners = new Set<(status: TransportStatus) => void>();
+  private lastStatus: TransportStatus | undefined;
+  private closing: Promise<void> | undefined;
+
+  /**
+   * Wraps a connection made elsewhere. {@link NatsTransport.connect} is the usual way in: it sets
+   * the reconnect policy and turns off async traces, which this class relies on.
+   */
+  constructor(connection: NatsConnection, options: { drainTimeoutMs?: number } = {}) {
+    this.connection = connection;
+    this.drainTimeoutMs = options.drainTimeoutMs ?? 5000;
+    void this.watchStatus();
+  }
+
+  static async connect(options: NatsTransportOptions): Promise<NatsTransport> {
+    try {
+      const nc = await connect({
+        servers: options.servers,
+        name: options.name,
+        reconnectTimeWait: options.reconnectTimeWaitMs,
+        maxReconnectAttempts: options.maxReconnectAttempts ?? -1,
+        waitOnFirstConnect: false,
+        noAsyncTraces: true,
+      });
+      return new NatsTransport(nc, options);
+    } catch (err) {
+      throw new UnavailableError(`cannot connect to NATS at ${String(options.servers)}`, {
+        cause: err,
+      });
+    }
+  }
+
+  subscribe(subject: string, handler: MessageHandler, options?: SubscribeOptions): Subscription {
+    // nats.js checks only for blanks; the server would reject `a..b` asynchronously, far from here.
+    subscriptionTokens(subject);
+    try {
+      const sub = this.connection.subscribe(subject, {
+        queue: options?.queue,
+        callback: (err, msg) => {
+          // Errors here are permission or timeout notices for the subscription; there is no
+          // message to hand over, and the subscription's own lifecycle already reflects them.
+          if (err !== null) return;
+          try {
+            handler(new NatsInboundMessage(msg));
+          } catch (handlerErr) {
+            reportHandlerError(handlerErr);
+          }
+        },
+      });
+      return new NatsTransportSubscription(subject, sub);
+    } catch (err) {
+      throw mapError(err, subject);
+    }
+  }
+
+  publish(subject: string, data: Uint8Array, headers?: Headers): void {
+    try {
+      this.connection.publish(
+        subject,
+        data,
+        headers === undefined ? undefined : { headers: toMsgHdrs(headers) },
+      );
+    } catch (err) {
+      throw mapError(err, subject);
+    }
+  }
+
+  request(subject: string, data: Uint8Array, options: RequestOptions): Promise<Reply> {
+    let hdrs: MsgHdrs | undefined;
+    try {
+      if (options.headers !== undefined) hdrs = toMsgHdrs(options.headers);
+    } catch (err) {
+      return Promise.reject(mapError(err, subject));
+    }
+    return this.connection
+      .request(subject, data, { timeout: options.timeoutMs, headers: hdrs })
+      .then(toReply, (err: unknown) => {
+        throw mapError(err, subject, options.timeoutMs);
+      });
+  }
+
+  async requestMany(
+    subject: string,
+    data: Uint8Array,
+    options: RequestManyOptions,
+  ): Promise<Reply[]> {
+    const replies: Reply[] = [];
+    try {
+      const maxReplies = options.maxReplies;
+      const iter = await this.connection.requestMany(subject, data, {
+        strategy: maxReplies === undefined ? 'timer' : 'count',
+        maxWait: options.timeoutMs,
+        maxMessages: maxReplies,
+        headers: options.headers === undefined ? undefined : toMsgHdrs(options.headers),
+      });
+      for await (const msg of iter) replies.push(toReply(msg));
+    } catch (err) {
+      // Nobody listening is an empty answer to a scatter request, not a failure.
+      if (isNoResponders(err)) return replies;
+      throw mapError(err, subject, options.timeoutMs);
+    }
+    return replies;
+  }
+
+  flush(): Promise<void> {
+    return this.connection.flush().catch((err: unknown) => {
+      throw mapError(err, '');
+    });
+  }
+
+  onStatus(listener: (status: TransportStatus) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    const nc = this.connection;
+    if (nc.isClosed()) return;
+    if (!nc.isDraining()) {
+      // A drain needs the server; while disconnected it would wait for a reconnect, so it is
+      // bounded and followed by a plain close.
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, this.drainTimeoutMs);
+      });
+      await Promise.race([nc.drain().catch(() => undefined), timeout]);
+      clearTimeout(timer);
+    }
+    if (!nc.isClosed()) await nc.close();
+    await nc.closed();
+  }
+
+  private async watchStatus(): Promise<void> {
+    const closed = this.connection.closed().then(() => this.emit('closed'));
+    for await (const status of this.connection.status()) {
+      if (status.type === 'disconnect') this.emit('disconnected');
+      else if (status.type === 'reconnect') this.emit('reconnected');
+    }
+    await closed;
+  }
+
+  private emit(status: TransportStatus): void {
+    // nats.js reports a disconnect per failed server; a host wants one per outage.
+    if (status === this.lastStatus) return;
+    this.lastStatus = status;
+    for (const listener of [...this.listeners]) listener(status);
+  }
+}
+
+class NatsTransportSubscription implements Subscription {
+  constructor(
+    readonly subject: string,
+    private readonly sub: NatsSubscription,
+  ) {}
+
+  unsubscribe(): void {
+    if (!this.sub.isClosed()) this.sub.unsubscribe();
+  }
+
+  async drain(): Promise<void> {
+    if (this.sub.isClosed()) return;
+    try {
+      await this.sub.drain();
+    } catch (err) {
+      // Already closed or draining with the connection: nothing left to hand over.
+      if (!isClosedConnection(err)) throw mapError(err, this.subject);
+    }
+  }
+}
+
+const NO_HEADERS: Headers = Object.freeze({});
+
+class NatsInboundMessage implements InboundMessage {
+  private mappedHeaders: Headers | undefined;
+
+  constructor(private readonly msg: Msg) {}
+
+  get subject(): string {
+    return this.msg.subject;
+  }
+
+  get data(): Uint8Array {
+    return this.msg.data;
+  }
+
+  get reply(): string | undefined {
+    return this.msg.reply || undefined;
+  }
+
+  /** Converted on first read: most handlers never look at headers. */
+  get headers(): Headers {
+    this.mappedHeaders ??= fromMsgHdrs(this.msg.headers);
+    return this.mappedHeaders;
+  }
+
+  respond(data: Uint8Array, headers?: Headers): void {
+    try {
+      this.msg.respond(data, headers === undefined ? undefined : { headers: toMsgHdrs(headers) });
+    } catch (err) {
+      throw mapError(err, this.msg.reply ?? '');
+    }
+  }
+}
+
+function toReply(msg: Msg): Reply {
+  return { data: msg.data, headers: fromMsgHdrs(msg.headers) };
+}
+
+function toMsgHdrs(headers: Headers): MsgHdrs | undefined {
+  let hdrs: MsgHdrs | undefined;
+  for (const key in headers) {
+    hdrs ??= natsHeaders();
+    hdrs.set(key, headers[key] as string);
+  }
+  return hdrs;
+}
+
+function fromMsgHdrs(hdrs: MsgHdrs | undefined): Headers {
+  if (hdrs === undefined) return NO_HEADERS;
+  const out: Headers = {};
+  for (const [key, values] of hdrs) {
+    const value = values[0];
+    if (value !== undefined) out[key] = value;
+  }
+  return out;
+}
+
+function isNoResponders(err: unknown): boolean {
+  return (
+    err instanceof natsErrors.NoRespondersError ||
+    (err instanceof natsErrors.RequestError && err.isNoResponders())
+  );
+}
+
+function isClosedConnection(err: unknown): boolean {
+  return (
+    err instanceof natsErrors.ClosedConnectionError ||
+    err instanceof natsErrors.DrainingConnectionError
+  );
+}
+
+/** Translates nats.js errors into the runtime's; anything unrecognised passes through. */
+function mapError(err: unknown, subject: string, timeoutMs?: number): Error {
+  if (err instanceof natsErrors.TimeoutError) {
+    return new TimeoutError(`no reply on ${subject} within ${timeoutMs ?? 0} ms`, { cause: err });
+  }
+  if (isNoResponders(err)) {
+    return new NoRespondersError(`no responders on ${subject}`, { cause: err });
+  }
+  if (isClosedConnection(err)) {
+    return new UnavailableError('transport closed', { cause: err });
+  }
+  // In-flight requests fail this way when the connection drops or closes under them.
+  if (err instanceof natsErrors.RequestError) {
+    return new UnavailableError(err.message, { cause: err });
+  }
+  if (err instanceof natsErrors.InvalidSubjectError) {
+    return new BadRequestError('subject', err.message, { cause: err });
+  }
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+/** See the in-process transport: a throwing handler is a bug above us, surfaced, not swallowed. */
+function reportHandlerError(err: unknown): void {
+  setTimeout(() => {
+    throw err;
+  }, 0);
+}

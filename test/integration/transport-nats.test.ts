@@ -1,0 +1,98 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+
+import { NatsTransport } from '../../runtime/transport/nats.js';
+import type { InboundMessage, TransportStatus } from '../../runtime/transport/types.js';
+import { eventually } from '../helpers/eventually.js';
+import { describeIntegration } from '../helpers/require-services.js';
+import { startNatsServer, type NatsServerHandle } from '../helpers/servers.js';
+import { transportConformance } from '../helpers/transport-conformance.js';
+
+const text = (s: string): Uint8Array => new TextEncoder().encode(s);
+const str = (data: Uint8Array): string => new TextDecoder().decode(data);
+
+describeIntegration('NatsTransport', () => {
+  let server: NatsServerHandle;
+
+  beforeAll(async () => {
+    server = await startNatsServer({ jetstream: false });
+  });
+
+  afterAll(async () => {
+    await server.stop();
+  });
+
+  transportConformance('nats', async () => {
+    const a = await NatsTransport.connect({ servers: server.url, name: 'conformance-a' });
+    const b = await NatsTransport.connect({ servers: server.url, name: 'conformance-b' });
+    return {
+      a,
+      b,
+      cleanup: async () => {
+        await Promise.all([a.close(), b.close()]);
+      },
+    };
+  });
+
+  it('exposes the underlying connection', async () => {
+    const t = await NatsTransport.connect({ servers: server.url });
+    try {
+      expect(t.kind).toBe('nats');
+      expect(t.connection.isClosed()).toBe(false);
+      await t.connection.flush();
+    } finally {
+      await t.close();
+    }
+    expect(t.connection.isClosed()).toBe(true);
+  });
+
+  describe('across a server restart', () => {
+    let restartable: NatsServerHandle;
+    const transports: NatsTransport[] = [];
+
+    beforeAll(async () => {
+      restartable = await startNatsServer({ jetstream: false });
+    });
+
+    afterEach(async () => {
+      await Promise.all(transports.splice(0).map((t) => t.close()));
+    });
+
+    afterAll(async () => {
+      await restartable.stop();
+    });
+
+    it('keeps subscriptions and reports disconnected then reconnected', async () => {
+      const host = await NatsTransport.connect({
+        servers: restartable.url,
+        name: 'restart-host',
+        reconnectTimeWaitMs: 100,
+      });
+      transports.push(host);
+      const statuses: TransportStatus[] = [];
+      host.onStatus((s) => statuses.push(s));
+      const events: InboundMessage[] = [];
+      host.subscribe('restart.events', (msg) => events.push(msg));
+      host.subscribe('restart.echo', (msg) => msg.respond(msg.data));
+      await host.flush();
+
+      await restartable.kill();
+      await eventually(() => statuses.includes('disconnected'), {
+        message: 'disconnect reported',
+      });
+      await restartable.restart();
+      await eventually(() => statuses.includes('reconnected'), {
+        timeoutMs: 15_000,
+        message: 'reconnect reported',
+      });
+      expect(statuses.slice(0, 2)).toEqual(['disconnected', 'reconnected']);
+
+      const client = await NatsTransport.connect({ servers: restartable.url, name: 'client' });
+      transports.push(client);
+      const reply = await client.request('restart.echo', text('after'), { timeoutMs: 2_000 });
+      expect(str(reply.data)).toBe('after');
+      client.publish('restart.events', text('e1'));
+      await eventually(() => events.length === 1, { message: 'event after restart' });
+      expect(str(events[0]!.data)).toBe('e1');
+    });
+  });
+});
