@@ -128,7 +128,8 @@ function decodeFrame(data: Uint8Array): unknown {
     if (!isPlaceholder(v)) return v;
     const ctor = TYPES[v.$bin];
     const byteLength = v.n * ctor.BYTES_PER_ELEMENT;
-    if (v.o + byteLength > body.length) throw new BadRequestError('payload', 'attachment out of range');
+    if (v.o + byteLength > body.length)
+      throw new BadRequestError('payload', 'attachment out of range');
     // Copy into a fresh buffer: the transport may reuse the inbound buffer, a Node Buffer's
     // `slice` would only be a view of it, and the copy is aligned for the element type.
     const copy = new Uint8Array(byteLength);

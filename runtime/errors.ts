@@ -37,6 +37,8 @@ export abstract class RecsysError extends Error {
   /** A numeric status in the HTTP range, sent as `Nats-Service-Error-Code` for NATS tools. */
   abstract readonly status: number;
   readonly data: ErrorData;
+  /** True when the error was rebuilt from a callee's error reply (it answered; it did not vanish). */
+  fromReply = false;
 
   constructor(message: string, options: RecsysErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -206,5 +208,6 @@ export function fromWireError(wire: WireError): RecsysError {
       err = new InternalError(wire.message, options);
   }
   err.message = wire.message;
+  err.fromReply = true;
   return err;
 }

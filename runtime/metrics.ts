@@ -23,7 +23,8 @@ export type Outcome = 'ok' | 'error' | 'rejected' | 'expired';
 
 /** Handler duration buckets: 50 µs to 5 s, since handlers here are mostly sub-millisecond. */
 const DURATION_BUCKETS = [
-  0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
+  0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+  5,
 ];
 
 export class RuntimeMetrics {
@@ -40,7 +41,8 @@ export class RuntimeMetrics {
   constructor(options: RuntimeMetricsOptions = {}) {
     this.registry = options.registry ?? new Registry();
     const registers = [this.registry];
-    if (options.defaultMetrics === true) collectDefaultMetrics({ register: this.registry, prefix: 'recsys_' });
+    if (options.defaultMetrics === true)
+      collectDefaultMetrics({ register: this.registry, prefix: 'recsys_' });
 
     this.messages = new Counter({
       name: 'recsys_actor_messages_total',
@@ -86,7 +88,11 @@ export class RuntimeMetrics {
       registers,
     });
     const sources = this.sources;
-    const gauge = (name: string, help: string, read: (s: RuntimeGaugeSource, kind: string) => number): void => {
+    const gauge = (
+      name: string,
+      help: string,
+      read: (s: RuntimeGaugeSource, kind: string) => number,
+    ): void => {
       new Gauge({
         name,
         help,
@@ -100,11 +106,15 @@ export class RuntimeMetrics {
         },
       });
     };
-    gauge('recsys_actor_active', 'Actor activations currently in memory', (s, k) => s.activeActors(k));
+    gauge('recsys_actor_active', 'Actor activations currently in memory', (s, k) =>
+      s.activeActors(k),
+    );
     gauge('recsys_actor_mailbox_depth', 'Messages waiting or running in actor mailboxes', (s, k) =>
       s.mailboxDepth(k),
     );
-    gauge('recsys_placement_partitions_owned', 'Partitions this host owns', (s, k) => s.partitionsOwned(k));
+    gauge('recsys_placement_partitions_owned', 'Partitions this host owns', (s, k) =>
+      s.partitionsOwned(k),
+    );
   }
 
   /** Registers a source of live figures (a host); returns a function that removes it. */

@@ -67,7 +67,10 @@ export function selectKinds(
     const kind = byName.get(name);
     if (kind === undefined) {
       const known = [...byName.keys()].join(', ') || 'none';
-      throw new ConfigError('host.actors', `unknown actor kind ${JSON.stringify(name)} (known: ${known})`);
+      throw new ConfigError(
+        'host.actors',
+        `unknown actor kind ${JSON.stringify(name)} (known: ${known})`,
+      );
     }
     return kind;
   });
@@ -82,7 +85,9 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
   const kinds = selectKinds(options.kinds, config.host.actors);
   const hostId = config.host.id === '' ? generateHostId() : config.host.id;
   const subjects = new Subjects(config.deployment.prefix);
-  const metrics = new RuntimeMetrics({ defaultMetrics: config.metrics.enabled && config.metrics.defaultMetrics });
+  const metrics = new RuntimeMetrics({
+    defaultMetrics: config.metrics.enabled && config.metrics.defaultMetrics,
+  });
 
   let transport: Transport;
   let kv: KvStore | undefined;

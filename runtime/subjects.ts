@@ -35,7 +35,8 @@ export function encodeKey(key: string): string {
       out += ch;
       continue;
     }
-    for (const byte of encoder.encode(ch)) out += '%' + byte.toString(16).toUpperCase().padStart(2, '0');
+    for (const byte of encoder.encode(ch))
+      out += '%' + byte.toString(16).toUpperCase().padStart(2, '0');
   }
   return out;
 }
@@ -88,7 +89,9 @@ export class Subjects {
   }
 
   /** Splits a keyed subject into its parts; `undefined` if it is not one of this prefix. */
-  parseKeyed(subject: string): { kind: string; partition: number; key: string; op: string } | undefined {
+  parseKeyed(
+    subject: string,
+  ): { kind: string; partition: number; key: string; op: string } | undefined {
     const rest = this.stripPrefix(subject);
     const parts = rest?.split('.');
     if (parts?.length !== 4) return undefined;
@@ -112,6 +115,8 @@ export class Subjects {
   }
 
   private stripPrefix(subject: string): string | undefined {
-    return subject.startsWith(this.prefix + '.') ? subject.slice(this.prefix.length + 1) : undefined;
+    return subject.startsWith(this.prefix + '.')
+      ? subject.slice(this.prefix.length + 1)
+      : undefined;
   }
 }

@@ -67,7 +67,10 @@ export interface ActorKind<P extends Protocol = Protocol> {
 export function defineActorKind<P extends Protocol>(kind: ActorKind<P>): ActorKind<P> {
   assertToken('kind', kind.name);
   for (const op of Object.keys(kind.validators)) assertToken('op', op);
-  if (kind.concurrency !== undefined && (!Number.isInteger(kind.concurrency) || kind.concurrency < 1)) {
+  if (
+    kind.concurrency !== undefined &&
+    (!Number.isInteger(kind.concurrency) || kind.concurrency < 1)
+  ) {
     throw new RangeError(`${kind.name}: concurrency must be a positive integer`);
   }
   return kind;

@@ -18,7 +18,11 @@ import type { NodeCommandOptions } from './program.js';
 
 function configFor(path: string | undefined, overrides: ConfigOverrides): ResolvedConfig {
   const env = process.env;
-  return loadConfig({ path: path ?? env[CONFIG_FILE_ENV_VAR] ?? defaultConfigPath(), env, overrides });
+  return loadConfig({
+    path: path ?? env[CONFIG_FILE_ENV_VAR] ?? defaultConfigPath(),
+    env,
+    overrides,
+  });
 }
 
 /** `--group items=0,1` → `{ items: ['0', '1'] }`. */
@@ -27,7 +31,10 @@ export function parseGroups(flags: readonly string[]): Record<string, string[]> 
   for (const flag of flags) {
     const [kind, list] = flag.split('=', 2);
     if (kind === undefined || kind === '' || list === undefined || list === '') {
-      throw new ConfigError('--group', `expected kind=group[,group...], got ${JSON.stringify(flag)}`);
+      throw new ConfigError(
+        '--group',
+        `expected kind=group[,group...], got ${JSON.stringify(flag)}`,
+      );
     }
     groups[kind] = [...(groups[kind] ?? []), ...list.split(',').map((g) => g.trim())];
   }
@@ -49,7 +56,9 @@ export async function runNodeCommand(
   try {
     const groups = parseGroups(flags.group ?? []);
     overrides.host = {
-      ...(flags.actors === undefined ? {} : { actors: flags.actors.split(',').map((a) => a.trim()) }),
+      ...(flags.actors === undefined
+        ? {}
+        : { actors: flags.actors.split(',').map((a) => a.trim()) }),
       ...(flags.hostId === undefined ? {} : { id: flags.hostId }),
       ...(Object.keys(groups).length === 0 ? {} : { groups }),
     };
@@ -69,7 +78,12 @@ export async function runNodeCommand(
     fail(err);
   }
   log.info(
-    { evt: 'node_ready', hostId: node.hostId, transport: config.deployment.transport, pid: process.pid },
+    {
+      evt: 'node_ready',
+      hostId: node.hostId,
+      transport: config.deployment.transport,
+      pid: process.pid,
+    },
     'node ready',
   );
 
@@ -104,7 +118,10 @@ export interface ServicesCommandOptions {
 export async function runServicesCommand(flags: ServicesCommandOptions): Promise<void> {
   let config: ResolvedConfig;
   try {
-    config = configFor(flags.config, flags.natsUrl === undefined ? {} : { nats: { url: flags.natsUrl } });
+    config = configFor(
+      flags.config,
+      flags.natsUrl === undefined ? {} : { nats: { url: flags.natsUrl } },
+    );
   } catch (err) {
     fail(err);
   }
@@ -115,7 +132,11 @@ export async function runServicesCommand(flags: ServicesCommandOptions): Promise
   });
   try {
     const verb = flags.verb.toUpperCase() as ServiceVerb;
-    const replies = await discoverServices(transport, verb, flags.name === undefined ? {} : { name: flags.name });
+    const replies = await discoverServices(
+      transport,
+      verb,
+      flags.name === undefined ? {} : { name: flags.name },
+    );
     if (flags.json === true) {
       process.stdout.write(`${JSON.stringify(replies, null, 2)}\n`);
     } else {
@@ -136,11 +157,25 @@ function printTable(replies: Array<Record<string, unknown>>): void {
     const endpoints = (r['endpoints'] ?? []) as Array<Record<string, unknown>>;
     const requests = endpoints.reduce((n, e) => n + Number(e['num_requests'] ?? 0), 0);
     const errors = endpoints.reduce((n, e) => n + Number(e['num_errors'] ?? 0), 0);
-    return [String(r['name']), String(r['id']), String(r['version']), metadata['host'] ?? '', String(requests), String(errors)];
+    return [
+      String(r['name']),
+      String(r['id']),
+      String(r['version']),
+      metadata['host'] ?? '',
+      String(requests),
+      String(errors),
+    ];
   });
   const header = ['NAME', 'ID', 'VERSION', 'HOST', 'REQUESTS', 'ERRORS'];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
+  const widths = header.map((h, i) =>
+    Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)),
+  );
   for (const row of [header, ...rows]) {
-    process.stdout.write(`${row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('  ').trimEnd()}\n`);
+    process.stdout.write(
+      `${row
+        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+        .join('  ')
+        .trimEnd()}\n`,
+    );
   }
 }

@@ -28,7 +28,10 @@ export async function loadKindModules(
   for (const path of paths) {
     const module = (await import(pathToFileURL(resolve(path)).href)) as { createKinds?: unknown };
     if (typeof module.createKinds !== 'function') {
-      throw new ConfigError('--kinds-module', `${path} does not export a createKinds(context) function`);
+      throw new ConfigError(
+        '--kinds-module',
+        `${path} does not export a createKinds(context) function`,
+      );
     }
     kinds.push(...(await (module.createKinds as CreateKinds)(context)));
   }

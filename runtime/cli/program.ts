@@ -19,27 +19,53 @@ export function buildProgram(options: ProgramOptions = {}): Command {
 
   program
     .command('node')
-    .description('Run a host process with a chosen set of actor kinds (NATS, or in-process when embedded)')
+    .description(
+      'Run a host process with a chosen set of actor kinds (NATS, or in-process when embedded)',
+    )
     .option('-c, --config <path>', 'config file (default: $RECSYS_CONFIG or configs/config.yaml)')
-    .option('-a, --actors <kinds>', 'comma-separated actor kinds to run (default: host.actors, or all)')
+    .option(
+      '-a, --actors <kinds>',
+      'comma-separated actor kinds to run (default: host.actors, or all)',
+    )
     .option('--host-id <id>', 'host id (default: host.id, or generated)')
     .addOption(new Option('--transport <transport>', 'transport').choices(['nats', 'inproc']))
     .option('--nats-url <url>', 'NATS server URL(s), comma-separated')
-    .option('--group <kind=groups...>', 'groups served for a grouped kind, e.g. items=0,1 (repeatable)', collect, [])
-    .option('--kinds-module <path>', 'load extra actor kinds from a module exporting createKinds() (repeatable)', collect, [])
+    .option(
+      '--group <kind=groups...>',
+      'groups served for a grouped kind, e.g. items=0,1 (repeatable)',
+      collect,
+      [],
+    )
+    .option(
+      '--kinds-module <path>',
+      'load extra actor kinds from a module exporting createKinds() (repeatable)',
+      collect,
+      [],
+    )
     .action((flags: NodeCommandOptions) => runNodeCommand(flags, builtinKinds));
 
   program
     .command('start')
     .description('Start everything in one process on the embedded (in-process) transport')
     .option('-c, --config <path>', 'config file (default: $RECSYS_CONFIG or configs/config.yaml)')
-    .option('--kinds-module <path>', 'load extra actor kinds from a module exporting createKinds() (repeatable)', collect, [])
-    .action((flags: NodeCommandOptions) => runNodeCommand({ ...flags, transport: 'inproc' }, builtinKinds));
+    .option(
+      '--kinds-module <path>',
+      'load extra actor kinds from a module exporting createKinds() (repeatable)',
+      collect,
+      [],
+    )
+    .action((flags: NodeCommandOptions) =>
+      runNodeCommand({ ...flags, transport: 'inproc' }, builtinKinds),
+    );
 
   program
     .command('services')
     .description('List the actor services on NATS, as `nats micro list/info/stats` would')
-    .addOption(new Option('--verb <verb>', 'what to ask every service').choices(['ping', 'info', 'stats']).default('ping'))
+    .addOption(
+      new Option('--verb <verb>', 'what to ask every service')
+        .choices(['ping', 'info', 'stats'])
+        .default('ping'),
+    )
     .option('--name <name>', 'only the service with this name (e.g. recsys-user)')
     .option('--nats-url <url>', 'NATS server URL(s), comma-separated')
     .option('-c, --config <path>', 'config file (default: $RECSYS_CONFIG or configs/config.yaml)')

@@ -9,7 +9,7 @@
  */
 import type { Logger } from 'pino';
 import { encode } from '../codec.js';
-import { RecsysError, TimeoutError } from '../errors.js';
+import { NoRespondersError, RecsysError, TimeoutError } from '../errors.js';
 import type { OpName, Protocol, ReplyOf, RequestOf } from '../actor/protocol.js';
 import { partitionOf } from '../placement/hash.js';
 import { Subjects } from '../subjects.js';
@@ -94,7 +94,12 @@ export class ActorClient {
   }
 
   /** Request/reply under a deadline; rejects with the callee's typed error or `TimeoutError`. */
-  async ask<Rep = unknown>(ref: ActorRef, op: string, request: unknown, options: CallOptions = {}): Promise<Rep> {
+  async ask<Rep = unknown>(
+    ref: ActorRef,
+    op: string,
+    request: unknown,
+    options: CallOptions = {},
+  ): Promise<Rep> {
     const subject = this.subjectFor(ref, op);
     const deadline = options.deadline ?? Date.now() + (options.timeoutMs ?? this.defaultTimeoutMs);
     const payload = encode(request);
@@ -113,20 +118,23 @@ export class ActorClient {
           data: { subject, attempts: attempt },
         });
       }
+      let refused: RecsysError;
       try {
-        const reply = await this.transport.request(subject, payload.data, { timeoutMs: remaining, headers });
+        const reply = await this.transport.request(subject, payload.data, {
+          timeoutMs: remaining,
+          headers,
+        });
         return decodeReply(reply) as Rep;
       } catch (err) {
-        if (err instanceof TimeoutError) {
-          this.observer?.timedOut(ref.kind, op);
-          throw err;
-        }
-        if (!(err instanceof RecsysError) || !RETRYABLE_BEFORE_WORK.has(err.code)) throw err;
-        const backoff = Math.min(MAX_BACKOFF_MS, MIN_BACKOFF_MS * 2 ** attempt) * (0.5 + Math.random());
-        if (Date.now() + backoff >= deadline) throw err;
-        this.observer?.retried(ref.kind, err.code);
-        await sleep(backoff);
+        if (err instanceof TimeoutError) this.observer?.timedOut(ref.kind, op);
+        if (!provesNotRun(err)) throw err;
+        refused = err;
       }
+      const backoff =
+        Math.min(MAX_BACKOFF_MS, MIN_BACKOFF_MS * 2 ** attempt) * (0.5 + Math.random());
+      if (Date.now() + backoff >= deadline) throw refused;
+      this.observer?.retried(ref.kind, refused.code);
+      await sleep(backoff);
     }
   }
 
@@ -145,6 +153,16 @@ export class ActorClient {
   }
 }
 
+/**
+ * Only two kinds of failure prove a request did not run, so only they are retried: nobody was
+ * subscribed, or the callee itself answered that it refused the request before any work. A
+ * connection lost mid-request is neither: the callee may have run it.
+ */
+function provesNotRun(err: unknown): err is RecsysError {
+  if (err instanceof NoRespondersError) return true;
+  return err instanceof RecsysError && err.fromReply && RETRYABLE_BEFORE_WORK.has(err.code);
+}
+
 /** A handle typed by a kind's protocol. */
 export interface TypedRef<P extends Protocol, Address> {
   ask<Op extends OpName<P>>(
@@ -153,5 +171,10 @@ export interface TypedRef<P extends Protocol, Address> {
     request: RequestOf<P, Op>,
     options?: CallOptions,
   ): Promise<ReplyOf<P, Op>>;
-  tell<Op extends OpName<P>>(address: Address, op: Op, request: RequestOf<P, Op>, options?: CallOptions): void;
+  tell<Op extends OpName<P>>(
+    address: Address,
+    op: Op,
+    request: RequestOf<P, Op>,
+    options?: CallOptions,
+  ): void;
 }

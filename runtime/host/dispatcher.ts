@@ -61,7 +61,7 @@ export class Dispatcher {
     const kindName = this.kind.name;
     for (const [op, validate] of Object.entries(this.kind.validators)) {
       this.ops.set(op, {
-        validate: validate as (payload: unknown) => unknown,
+        validate,
         ok: metrics.messages.labels(kindName, op, 'ok'),
         error: metrics.messages.labels(kindName, op, 'error'),
         rejected: metrics.messages.labels(kindName, op, 'rejected'),
@@ -81,11 +81,17 @@ export class Dispatcher {
   dispatch(msg: InboundMessage, key: string, partition: number | undefined, op: string): void {
     const received = Date.now();
     const deadlineHeader = msg.headers[Header.Deadline];
-    const deadline = deadlineHeader === undefined ? received + this.options.defaultTimeoutMs : Number(deadlineHeader);
+    const deadline =
+      deadlineHeader === undefined
+        ? received + this.options.defaultTimeoutMs
+        : Number(deadlineHeader);
     const instruments = this.ops.get(op);
     if (instruments === undefined) {
       this.unknownOp.inc();
-      this.replyError(msg, new UnknownOpError(`${this.kind.name} has no operation ${JSON.stringify(op)}`));
+      this.replyError(
+        msg,
+        new UnknownOpError(`${this.kind.name} has no operation ${JSON.stringify(op)}`),
+      );
       return;
     }
     if (received > deadline) {
@@ -100,7 +106,12 @@ export class Dispatcher {
       return;
     }
     if (partition !== undefined && !this.options.owns(partition)) {
-      this.reject(msg, instruments, new NotOwnerError(`partition ${partition} is not served here`), received);
+      this.reject(
+        msg,
+        instruments,
+        new NotOwnerError(`partition ${partition} is not served here`),
+        received,
+      );
       return;
     }
     this.enqueue(msg, key, partition, op, instruments, request, deadline);
@@ -122,7 +133,12 @@ export class Dispatcher {
         if (activation.state === 'closed') {
           // Queued behind a deactivation: a fresh activation takes it, unless the partition moved.
           if (partition !== undefined && !this.options.owns(partition)) {
-            this.reject(msg, instruments, new NotOwnerError(`partition ${partition} moved`), Date.now());
+            this.reject(
+              msg,
+              instruments,
+              new NotOwnerError(`partition ${partition} moved`),
+              Date.now(),
+            );
           } else {
             this.enqueue(msg, key, partition, op, instruments, request, deadline);
           }
@@ -216,9 +232,17 @@ export class Dispatcher {
     return activation;
   }
 
-  private reject(msg: InboundMessage, instruments: OpInstruments, err: RecsysError, started: number): void {
+  private reject(
+    msg: InboundMessage,
+    instruments: OpInstruments,
+    err: RecsysError,
+    started: number,
+  ): void {
     instruments.rejected.inc();
-    instruments.recorder.record((Date.now() - started) * 1e6, { code: err.status, message: err.message });
+    instruments.recorder.record((Date.now() - started) * 1e6, {
+      code: err.status,
+      message: err.message,
+    });
     this.replyError(msg, err);
   }
 
@@ -233,7 +257,10 @@ export class Dispatcher {
   }
 
   /** Deactivates the given activations (all when no filter); resolves when every one is done. */
-  async deactivate(filter: (activation: Activation) => boolean = () => true, timeoutMs = Infinity): Promise<number> {
+  async deactivate(
+    filter: (activation: Activation) => boolean = () => true,
+    timeoutMs = Infinity,
+  ): Promise<number> {
     const chosen = [...this.activations.values()].filter(filter);
     const done = Promise.allSettled(
       chosen.map(async (activation) => {
@@ -242,7 +269,8 @@ export class Dispatcher {
         } catch (err) {
           this.options.log.error({ err, key: activation.key }, 'onDeactivate failed');
         } finally {
-          if (this.activations.get(activation.key) === activation) this.activations.delete(activation.key);
+          if (this.activations.get(activation.key) === activation)
+            this.activations.delete(activation.key);
           this.options.metrics.passivations.labels(this.kind.name).inc();
         }
       }),

@@ -8,11 +8,14 @@ import type { Logger } from 'pino';
 import type { ActorKind } from '../actor/actor.js';
 import type { Protocol } from '../actor/protocol.js';
 import { ActorClient } from '../client/client.js';
+import { BadRequestError } from '../errors.js';
 import { RuntimeMetrics } from '../metrics.js';
+import { partitionOf } from '../placement/hash.js';
 import type { Placement, PartitionListener } from '../placement/types.js';
 import { MicroService } from '../services/micro.js';
 import { decodeKey, Subjects } from '../subjects.js';
 import type { InboundMessage, Subscription, Transport } from '../transport/types.js';
+import { encodeErrorReply } from '../wire.js';
 import { Dispatcher } from './dispatcher.js';
 
 export interface ActorHostOptions {
@@ -113,7 +116,9 @@ export class ActorHost implements PartitionListener {
       if (seen.has(kind.name)) throw new RangeError(`actor kind ${kind.name} is listed twice`);
       seen.add(kind.name);
       if (kind.placement === 'grouped' && (config.groups?.[kind.name]?.length ?? 0) === 0) {
-        throw new RangeError(`host.groups.${kind.name} must list at least one group for grouped kind ${kind.name}`);
+        throw new RangeError(
+          `host.groups.${kind.name} must list at least one group for grouped kind ${kind.name}`,
+        );
       }
     }
   }
@@ -123,7 +128,8 @@ export class ActorHost implements PartitionListener {
   }
 
   async start(): Promise<void> {
-    if (this.stateValue !== 'new') throw new Error(`host ${this.hostId} cannot start from state ${this.stateValue}`);
+    if (this.stateValue !== 'new')
+      throw new Error(`host ${this.hostId} cannot start from state ${this.stateValue}`);
     this.stateValue = 'starting';
     for (const kind of this.config.kinds) this.kinds.set(kind.name, this.createKindState(kind));
     this.removeGaugeSource = this.metrics.addGaugeSource({
@@ -137,11 +143,17 @@ export class ActorHost implements PartitionListener {
       if (state.kind.placement === 'grouped') this.subscribeGroups(state);
     }
     await this.config.placement.start(this);
-    const sweepEvery = Math.max(250, Math.min(30_000, Math.floor(this.options.passivateAfterMs / 2)));
+    const sweepEvery = Math.max(
+      250,
+      Math.min(30_000, Math.floor(this.options.passivateAfterMs / 2)),
+    );
     this.sweepTimer = setInterval(() => void this.passivateIdle(), sweepEvery);
     this.sweepTimer.unref();
     this.stateValue = 'running';
-    this.log.info({ kinds: [...this.kinds.keys()], transport: this.config.transport.kind }, 'host started');
+    this.log.info(
+      { kinds: [...this.kinds.keys()], transport: this.config.transport.kind },
+      'host started',
+    );
   }
 
   /**
@@ -182,9 +194,9 @@ export class ActorHost implements PartitionListener {
 
   // PartitionListener: called by placement.
 
-  async acquired(kindName: string, partition: number): Promise<void> {
+  acquired(kindName: string, partition: number): Promise<void> {
     const state = this.kinds.get(kindName);
-    if (state === undefined || state.partitions.has(partition)) return;
+    if (state === undefined || state.partitions.has(partition)) return Promise.resolve();
     const prefixLength = this.subjects.keyedPartition(kindName, partition).length - 1;
     const subscription = this.config.transport.subscribe(
       this.subjects.keyedPartition(kindName, partition),
@@ -192,6 +204,7 @@ export class ActorHost implements PartitionListener {
     );
     state.partitions.set(partition, { subscription, releasing: false });
     state.log.info({ evt: 'partition_acquired', partition, at: Date.now() }, 'partition acquired');
+    return Promise.resolve();
   }
 
   async release(kindName: string, partition: number): Promise<void> {
@@ -216,7 +229,10 @@ export class ActorHost implements PartitionListener {
     if (state === undefined || served === undefined) return;
     served.subscription.unsubscribe();
     state.partitions.delete(partition);
-    state.log.warn({ evt: 'partition_lost', partition, at: Date.now() }, 'partition lost (lease not renewed)');
+    state.log.warn(
+      { evt: 'partition_lost', partition, at: Date.now() },
+      'partition lost (lease not renewed)',
+    );
     // The actors' state may be stale now that another host can own them; drop them without waiting.
     void state.dispatcher.deactivate((activation) => activation.partition === partition);
   }
@@ -249,11 +265,16 @@ export class ActorHost implements PartitionListener {
       metrics: this.metrics,
       service,
       endpointSubject: (op) =>
-        grouped ? `${this.subjects.prefix}.${kind.name}.*.${op}` : `${this.subjects.prefix}.${kind.name}.*.*.${op}`,
+        grouped
+          ? `${this.subjects.prefix}.${kind.name}.*.${op}`
+          : `${this.subjects.prefix}.${kind.name}.*.*.${op}`,
       // Replicas of each group share the queue group `<prefix>.<kind>.<group>`; endpoints are per
       // operation, so they name the groups served here instead of one queue group.
       endpointMetadata: grouped
-        ? { groups: (this.config.groups?.[kind.name] ?? []).join(','), queue_groups: `${this.subjects.prefix}.${kind.name}.<group>` }
+        ? {
+            groups: (this.config.groups?.[kind.name] ?? []).join(','),
+            queue_groups: `${this.subjects.prefix}.${kind.name}.<group>`,
+          }
         : { partitions: String(this.options.partitions) },
       mailboxCapacity: this.options.mailboxCapacity,
       defaultTimeoutMs: this.options.defaultTimeoutMs,
@@ -277,12 +298,29 @@ export class ActorHost implements PartitionListener {
     }
   }
 
-  private onKeyedMessage(state: KindState, partition: number, prefixLength: number, msg: InboundMessage): void {
+  private onKeyedMessage(
+    state: KindState,
+    partition: number,
+    prefixLength: number,
+    msg: InboundMessage,
+  ): void {
     // The subject is `<prefix>.<kind>.<partition>.<key>.<op>`; the key token never contains a dot.
     const rest = msg.subject.slice(prefixLength);
     const dot = rest.lastIndexOf('.');
     if (dot <= 0) return;
-    state.dispatcher.dispatch(msg, decodeKey(rest.slice(0, dot)), partition, rest.slice(dot + 1));
+    const key = decodeKey(rest.slice(0, dot));
+    // A hand-built subject with the wrong partition would activate the key beside its real owner.
+    const expected = partitionOf(key, this.options.partitions);
+    if (expected !== partition) {
+      const err = new BadRequestError(
+        'subject',
+        `key ${JSON.stringify(key)} belongs to partition ${expected}, not ${partition}`,
+      );
+      const reply = encodeErrorReply(err);
+      msg.respond(reply.data, reply.headers);
+      return;
+    }
+    state.dispatcher.dispatch(msg, key, partition, rest.slice(dot + 1));
   }
 
   private kindStats(kindName: string): Record<string, unknown> {
@@ -302,7 +340,10 @@ export class ActorHost implements PartitionListener {
   private async passivateIdle(): Promise<void> {
     const now = Date.now();
     for (const state of this.kinds.values()) {
-      const idleMs = state.kind.passivateAfterMs === undefined ? this.options.passivateAfterMs : state.kind.passivateAfterMs;
+      const idleMs =
+        state.kind.passivateAfterMs === undefined
+          ? this.options.passivateAfterMs
+          : state.kind.passivateAfterMs;
       if (idleMs === null) continue;
       await state.dispatcher.passivateIdle(idleMs, now);
     }

@@ -106,7 +106,9 @@ export class LeasePlacement implements Placement {
 
   constructor(private readonly options: LeasePlacementOptions) {
     if (options.renewIntervalMs * 2 >= options.leaseTtlMs) {
-      throw new RangeError('placement.renew_interval_ms must be less than half of placement.lease_ttl_ms');
+      throw new RangeError(
+        'placement.renew_interval_ms must be less than half of placement.lease_ttl_ms',
+      );
     }
     this.log = options.log.child({ module: 'placement' });
     // Fence a little before the server could expire the lease, to absorb timer lateness.
@@ -116,8 +118,14 @@ export class LeasePlacement implements Placement {
   async start(listener: PartitionListener): Promise<void> {
     this.listener = listener;
     const { kv, subjects, leaseTtlMs, memberTtlMs } = this.options;
-    this.membersBucket = await kv.bucket(subjects.bucket('members'), { ttlMs: memberTtlMs, storage: 'file' });
-    this.leasesBucket = await kv.bucket(subjects.bucket('leases'), { ttlMs: leaseTtlMs, storage: 'file' });
+    this.membersBucket = await kv.bucket(subjects.bucket('members'), {
+      ttlMs: memberTtlMs,
+      storage: 'file',
+    });
+    this.leasesBucket = await kv.bucket(subjects.bucket('leases'), {
+      ttlMs: leaseTtlMs,
+      storage: 'file',
+    });
     this.members.set(this.options.hostId, { kinds: new Set(this.options.kinds), lastSeen: now() });
     await this.heartbeat();
     this.watches.push(await this.membersBucket.watch((entry) => this.onMember(entry)));
@@ -210,7 +218,11 @@ export class LeasePlacement implements Placement {
     }
     const record = fromBytes<LeaseRecord>(entry.value);
     if (record === undefined) return;
-    this.leaseView.set(entry.key, { owner: record.owner, revision: entry.revision, lastSeen: now() });
+    this.leaseView.set(entry.key, {
+      owner: record.owner,
+      revision: entry.revision,
+      lastSeen: now(),
+    });
   }
 
   private liveMembers(kind?: string): string[] {
@@ -218,7 +230,8 @@ export class LeasePlacement implements Placement {
     const live: string[] = [];
     for (const [id, member] of this.members) {
       if (kind !== undefined && !member.kinds.has(kind)) continue;
-      if (id === this.options.hostId || t - member.lastSeen < this.options.memberTtlMs) live.push(id);
+      if (id === this.options.hostId || t - member.lastSeen < this.options.memberTtlMs)
+        live.push(id);
     }
     return live;
   }
@@ -234,7 +247,11 @@ export class LeasePlacement implements Placement {
     const t = now();
     if (this.stopping) {
       for (const lease of this.held.values()) {
-        if (lease.state !== 'acquiring' && t - lease.renewedAt >= this.options.renewIntervalMs * 0.9) this.renew(lease);
+        if (
+          lease.state !== 'acquiring' &&
+          t - lease.renewedAt >= this.options.renewIntervalMs * 0.9
+        )
+          this.renew(lease);
       }
       return claims;
     }
@@ -246,7 +263,10 @@ export class LeasePlacement implements Placement {
         const lease = this.held.get(key);
         if (lease !== undefined) {
           if (lease.state === 'serving' && !desired) this.release(lease);
-          else if (lease.state !== 'acquiring' && t - lease.renewedAt >= this.options.renewIntervalMs * 0.9) {
+          else if (
+            lease.state !== 'acquiring' &&
+            t - lease.renewedAt >= this.options.renewIntervalMs * 0.9
+          ) {
             this.renew(lease);
           }
           continue;
@@ -254,13 +274,19 @@ export class LeasePlacement implements Placement {
         if (!desired) continue;
         const view = this.leaseView.get(key);
         const free = view === undefined || t - view.lastSeen > this.options.leaseTtlMs;
-        if (free || view.owner === this.options.hostId) claims.push(this.acquire(kind, partition, key, view));
+        if (free || view.owner === this.options.hostId)
+          claims.push(this.acquire(kind, partition, key, view));
       }
     }
     return claims;
   }
 
-  private async acquire(kind: string, partition: number, key: string, view: LeaseView | undefined): Promise<void> {
+  private async acquire(
+    kind: string,
+    partition: number,
+    key: string,
+    view: LeaseView | undefined,
+  ): Promise<void> {
     const bucket = this.leasesBucket;
     const listener = this.listener;
     if (bucket === undefined || listener === undefined) return;
@@ -275,14 +301,15 @@ export class LeasePlacement implements Placement {
       renewing: undefined,
     };
     this.held.set(key, lease);
-    const record: LeaseRecord = { owner: this.options.hostId, kind, partition, acquired_at: Date.now() };
+    const record: LeaseRecord = {
+      owner: this.options.hostId,
+      kind,
+      partition,
+      acquired_at: Date.now(),
+    };
     const sentAt = now();
     try {
-      // A lease left by this same host id (a restart within the TTL) is taken back by revision.
-      lease.revision =
-        view !== undefined && view.owner === this.options.hostId
-          ? await bucket.update(key, toBytes(record), view.revision)
-          : await bucket.create(key, toBytes(record));
+      lease.revision = await this.claim(bucket, key, toBytes(record), view);
     } catch (err) {
       this.held.delete(key);
       if (err instanceof ConflictError) {
@@ -302,6 +329,26 @@ export class LeasePlacement implements Placement {
       this.log.error({ err, key }, 'could not start serving an acquired partition');
     }
     if (this.stopping || now() > lease.validUntil) this.release(lease);
+  }
+
+  /**
+   * Creates the lease; a lease this same host id left behind (a restart, or a fence while the
+   * server was away) is taken back by its revision, and if that key has expired since, created.
+   */
+  private async claim(
+    bucket: KvBucket,
+    key: string,
+    value: Uint8Array,
+    view: LeaseView | undefined,
+  ): Promise<number> {
+    if (view === undefined || view.owner !== this.options.hostId) return bucket.create(key, value);
+    try {
+      return await bucket.update(key, value, view.revision);
+    } catch (err) {
+      if (!(err instanceof ConflictError)) throw err;
+      if (this.leaseView.get(key) === view) this.leaseView.delete(key);
+      return bucket.create(key, value);
+    }
   }
 
   private renew(lease: HeldLease): void {
@@ -357,7 +404,8 @@ export class LeasePlacement implements Placement {
   private fenceExpired(): void {
     const t = now();
     for (const lease of this.held.values()) {
-      if (lease.state !== 'acquiring' && t > lease.validUntil) this.fence(lease, 'lease not renewed in time');
+      if (lease.state !== 'acquiring' && t > lease.validUntil)
+        this.fence(lease, 'lease not renewed in time');
     }
   }
 
@@ -370,10 +418,13 @@ export class LeasePlacement implements Placement {
 
   private retrySoon(): void {
     if (this.retryTimer !== undefined || this.stopping) return;
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = undefined;
-      void this.reconcile();
-    }, Math.min(250, this.options.renewIntervalMs));
+    this.retryTimer = setTimeout(
+      () => {
+        this.retryTimer = undefined;
+        void this.reconcile();
+      },
+      Math.min(250, this.options.renewIntervalMs),
+    );
     this.retryTimer.unref();
   }
 }

@@ -46,6 +46,8 @@ export interface NatsTransportOptions {
   drainTimeoutMs?: number;
 }
 
+const DEFAULT_RECONNECT_WAIT_MS = 2000;
+
 export class NatsTransport implements Transport {
   readonly kind = 'nats' as const;
   /** The underlying connection, for JetStream and KV users. */
@@ -69,8 +71,10 @@ export class NatsTransport implements Transport {
     try {
       const nc = await connect({
         servers: options.servers,
-        name: options.name,
-        reconnectTimeWait: options.reconnectTimeWaitMs,
+        ...(options.name === undefined ? {} : { name: options.name }),
+        // Never pass `undefined`: nats.js spreads options over its defaults, and an undefined
+        // reconnect wait silently stops reconnection altogether.
+        reconnectTimeWait: options.reconnectTimeWaitMs ?? DEFAULT_RECONNECT_WAIT_MS,
         maxReconnectAttempts: options.maxReconnectAttempts ?? -1,
         waitOnFirstConnect: false,
         noAsyncTraces: true,
@@ -110,7 +114,7 @@ export class NatsTransport implements Transport {
     try {
       this.connection.publish(
         subject,
-        data,
+        data.slice(),
         headers === undefined ? undefined : { headers: toMsgHdrs(headers) },
       );
     } catch (err) {
@@ -126,7 +130,7 @@ export class NatsTransport implements Transport {
       return Promise.reject(mapError(err, subject));
     }
     return this.connection
-      .request(subject, data, { timeout: options.timeoutMs, headers: hdrs })
+      .request(subject, data.slice(), { timeout: options.timeoutMs, headers: hdrs })
       .then(toReply, (err: unknown) => {
         throw mapError(err, subject, options.timeoutMs);
       });
@@ -140,7 +144,7 @@ export class NatsTransport implements Transport {
     const replies: Reply[] = [];
     try {
       const maxReplies = options.maxReplies;
-      const iter = await this.connection.requestMany(subject, data, {
+      const iter = await this.connection.requestMany(subject, data.slice(), {
         strategy: maxReplies === undefined ? 'timer' : 'count',
         maxWait: options.timeoutMs,
         maxMessages: maxReplies,
@@ -253,7 +257,10 @@ class NatsInboundMessage implements InboundMessage {
 
   respond(data: Uint8Array, headers?: Headers): void {
     try {
-      this.msg.respond(data, headers === undefined ? undefined : { headers: toMsgHdrs(headers) });
+      this.msg.respond(
+        data.slice(),
+        headers === undefined ? undefined : { headers: toMsgHdrs(headers) },
+      );
     } catch (err) {
       throw mapError(err, this.msg.reply ?? '');
     }

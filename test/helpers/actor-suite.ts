@@ -20,7 +20,10 @@ import { eventually } from './eventually.js';
 import { counterKind, echoKind, memoryCounterStore } from './test-kinds.js';
 import type { CounterProtocol, EchoProtocol } from './test-kinds.js';
 
-export function actorSuite(name: string, makeCluster: (options?: { shared?: boolean }) => Promise<TestCluster>): void {
+export function actorSuite(
+  name: string,
+  makeCluster: (options?: { shared?: boolean }) => Promise<TestCluster>,
+): void {
   describe(`actor runtime on ${name}`, () => {
     let cluster: TestCluster | undefined;
     const open = async (options?: { shared?: boolean }): Promise<TestCluster> => {
@@ -51,7 +54,11 @@ export function actorSuite(name: string, makeCluster: (options?: { shared?: bool
       const c = await open();
       const node = await c.node([echoKind()], groups);
       const echo = node.client.grouped<EchoProtocol>('echo');
-      expect(await echo.ask('1', 'echo', { text: 'hi' })).toEqual({ text: 'hi', host: node.hostId, group: '1' });
+      expect(await echo.ask('1', 'echo', { text: 'hi' })).toEqual({
+        text: 'hi',
+        host: node.hostId,
+        group: '1',
+      });
       const vector = Float32Array.from([0.1, -2.5, 3e-38, Number.NaN]);
       const reply = await echo.ask('0', 'sum', { vector });
       expect(reply.vector).toBeInstanceOf(Float32Array);
@@ -62,18 +69,26 @@ export function actorSuite(name: string, makeCluster: (options?: { shared?: bool
       const c = await open();
       const node = await c.node([counterKind()]);
       const counters = node.client.keyed<CounterProtocol>('counter');
-      const bad = await counters.ask('k', 'add', { amount: 'x' as unknown as number }).catch((e: unknown) => e);
+      const bad = await counters
+        .ask('k', 'add', { amount: 'x' as unknown as number })
+        .catch((e: unknown) => e);
       expect(bad).toBeInstanceOf(BadRequestError);
       expect((bad as BadRequestError).field).toBe('amount');
-      const unknown = await node.client.ask({ kind: 'counter', key: 'k' }, 'nope', {}).catch((e: unknown) => e);
+      const unknown = await node.client
+        .ask({ kind: 'counter', key: 'k' }, 'nope', {})
+        .catch((e: unknown) => e);
       expect(unknown).toBeInstanceOf(UnknownOpError);
       const failed = await counters.ask('k', 'fail', { message: 'boom' }).catch((e: unknown) => e);
       expect(failed).toBeInstanceOf(InternalError);
       expect((failed as Error).message).toBe('boom');
       const notJson = await node.transport
-        .request(node.client.subjectFor({ kind: 'counter', key: 'k' }, 'add'), new TextEncoder().encode('{'), {
-          timeoutMs: 1000,
-        })
+        .request(
+          node.client.subjectFor({ kind: 'counter', key: 'k' }, 'add'),
+          new TextEncoder().encode('{'),
+          {
+            timeoutMs: 1000,
+          },
+        )
         .then(decodeReply)
         .catch((e: unknown) => e);
       expect((notJson as BadRequestError).field).toBe('payload');
@@ -85,15 +100,21 @@ export function actorSuite(name: string, makeCluster: (options?: { shared?: bool
       const node = await c.node([counterKind()]);
       const counters = node.client.keyed<CounterProtocol>('counter');
       const started = Date.now();
-      await expect(counters.ask('slow', 'slow', { ms: 400 }, { timeoutMs: 100 })).rejects.toBeInstanceOf(TimeoutError);
+      await expect(
+        counters.ask('slow', 'slow', { ms: 400 }, { timeoutMs: 100 }),
+      ).rejects.toBeInstanceOf(TimeoutError);
       expect(Date.now() - started).toBeLessThan(350);
 
       // A request whose deadline has already passed gets no answer at all.
       const payload = encode({ amount: 1 });
-      const expired = node.transport.request(node.client.subjectFor({ kind: 'counter', key: 'late' }, 'add'), payload.data, {
-        timeoutMs: 200,
-        headers: { [Header.Deadline]: String(Date.now() - 1) },
-      });
+      const expired = node.transport.request(
+        node.client.subjectFor({ kind: 'counter', key: 'late' }, 'add'),
+        payload.data,
+        {
+          timeoutMs: 200,
+          headers: { [Header.Deadline]: String(Date.now() - 1) },
+        },
+      );
       await expect(expired).rejects.toBeInstanceOf(TimeoutError);
       expect(await counters.ask('late', 'get', {})).toMatchObject({ total: 0 });
       const metrics = await node.metrics.expose();
@@ -104,9 +125,9 @@ export function actorSuite(name: string, makeCluster: (options?: { shared?: bool
       const c = await open();
       const node = await c.node([echoKind()], groups);
       const started = Date.now();
-      await expect(node.client.ask({ kind: 'echo', group: '7' }, 'echo', { text: 'x' }, { timeoutMs: 150 })).rejects.toBeInstanceOf(
-        NoRespondersError,
-      );
+      await expect(
+        node.client.ask({ kind: 'echo', group: '7' }, 'echo', { text: 'x' }, { timeoutMs: 150 }),
+      ).rejects.toBeInstanceOf(NoRespondersError);
       expect(Date.now() - started).toBeLessThan(1000);
     });
 
@@ -142,7 +163,10 @@ export function actorSuite(name: string, makeCluster: (options?: { shared?: bool
 
     it('shows every host in $SRV.PING, $SRV.INFO and $SRV.STATS with its stats', async () => {
       const c = await open({ shared: true });
-      const a = await c.node([counterKind(), echoKind()], { ...groups, host: { id: 'host-a', groups: { echo: ['0'] } } });
+      const a = await c.node([counterKind(), echoKind()], {
+        ...groups,
+        host: { id: 'host-a', groups: { echo: ['0'] } },
+      });
       const b = await c.node([counterKind()], { host: { id: 'host-b' } });
       await a.client.keyed<CounterProtocol>('counter').ask('x', 'add', { amount: 1 });
       const pings = await discoverServices(a.transport, 'PING');
@@ -153,15 +177,29 @@ export function actorSuite(name: string, makeCluster: (options?: { shared?: bool
       ]);
       const infos = await discoverServices(a.transport, 'INFO', { name: 'test-counter' });
       expect(infos).toHaveLength(2);
-      expect(infos[0]?.endpoints.map((e) => e.name).sort()).toEqual(['add', 'fail', 'get', 'slow', 'tick']);
+      expect(infos[0]?.endpoints.map((e) => e.name).sort()).toEqual([
+        'add',
+        'fail',
+        'get',
+        'slow',
+        'tick',
+      ]);
       expect(infos[0]?.endpoints[0]?.subject).toMatch(/^test\.counter\.\*\.\*\./);
-      await eventually(async () => {
-        const stats = await discoverServices(b.transport, 'STATS', { name: 'test-counter' });
-        const owned = stats.map((s) => (s.endpoints[0]?.data as { partitions_owned: number }).partitions_owned);
-        return owned.length === 2 && owned.every((n) => n > 0) && owned[0]! + owned[1]! === 64;
-      }, { timeoutMs: 15_000, message: 'both hosts own partitions' });
+      await eventually(
+        async () => {
+          const stats = await discoverServices(b.transport, 'STATS', { name: 'test-counter' });
+          const owned = stats.map(
+            (s) => (s.endpoints[0]?.data as { partitions_owned: number }).partitions_owned,
+          );
+          return owned.length === 2 && owned.every((n) => n > 0) && owned[0]! + owned[1]! === 64;
+        },
+        { timeoutMs: 15_000, message: 'both hosts own partitions' },
+      );
       const stats = await discoverServices(a.transport, 'STATS', { name: 'test-counter' });
-      const requests = stats.flatMap((s) => s.endpoints).filter((e) => e.name === 'add').reduce((n, e) => n + e.num_requests, 0);
+      const requests = stats
+        .flatMap((s) => s.endpoints)
+        .filter((e) => e.name === 'add')
+        .reduce((n, e) => n + e.num_requests, 0);
       expect(requests).toBe(1);
     });
 
@@ -178,12 +216,19 @@ export function actorSuite(name: string, makeCluster: (options?: { shared?: bool
       const counters = a.client.keyed<CounterProtocol>('counter');
       const keys = Array.from({ length: 40 }, (_, i) => `key-${i}`);
       await Promise.all(keys.map((k) => counters.ask(k, 'add', { amount: 1 })));
-      const hosts = new Set(await Promise.all(keys.map(async (k) => (await counters.ask(k, 'get', {})).host)));
+      const hosts = new Set(
+        await Promise.all(keys.map(async (k) => (await counters.ask(k, 'get', {})).host)),
+      );
       expect(hosts).toEqual(new Set(['host-a', 'host-b']));
 
       await b.stop();
-      await eventually(() => served(a).length === 64, { timeoutMs: 10_000, message: 'host-a owns all partitions' });
-      const replies = await Promise.all(keys.map((k) => counters.ask(k, 'get', {}, { timeoutMs: 3000 })));
+      await eventually(() => served(a).length === 64, {
+        timeoutMs: 10_000,
+        message: 'host-a owns all partitions',
+      });
+      const replies = await Promise.all(
+        keys.map((k) => counters.ask(k, 'get', {}, { timeoutMs: 3000 })),
+      );
       expect(replies.every((r) => r.host === 'host-a')).toBe(true);
     });
 

@@ -21,11 +21,19 @@ export const FAST_PLACEMENT = {
   member_ttl_ms: 2000,
 };
 
-export function testConfig(transport: 'inproc' | 'nats', natsUrl: string | undefined, raw: RawConfig = {}): ResolvedConfig {
+export function testConfig(
+  transport: 'inproc' | 'nats',
+  natsUrl: string | undefined,
+  raw: RawConfig = {},
+): ResolvedConfig {
   return resolveConfig({
     ...raw,
     deployment: { prefix: 'test', transport, ...raw['deployment'] },
-    nats: { ...(natsUrl === undefined ? {} : { url: natsUrl }), reconnect_wait_ms: 100, ...raw['nats'] },
+    nats: {
+      ...(natsUrl === undefined ? {} : { url: natsUrl }),
+      reconnect_wait_ms: 100,
+      ...raw['nats'],
+    },
     placement: { ...FAST_PLACEMENT, ...raw['placement'] },
     log: { level: 'silent', ...raw['log'] },
     metrics: { default_metrics: false, ...raw['metrics'] },
@@ -44,7 +52,10 @@ export interface TestCluster {
  * `natsUrl` undefined: in-process transport. `shared`: nodes share one in-process bus and KV and
  * place partitions by leases (as separate hosts would); otherwise each node is alone.
  */
-export function testCluster(natsUrl: string | undefined, options: { shared?: boolean } = {}): TestCluster {
+export function testCluster(
+  natsUrl: string | undefined,
+  options: { shared?: boolean } = {},
+): TestCluster {
   const transport = natsUrl === undefined ? 'inproc' : 'nats';
   const cluster: InProcessCluster | undefined =
     transport === 'inproc' && options.shared === true ? createInProcessCluster() : undefined;

@@ -10,7 +10,10 @@ import { BadRequestError } from '../../runtime/errors.js';
 
 export type CounterProtocol = {
   add: { request: { amount: number }; reply: { total: number; host: string } };
-  get: { request: Record<string, never>; reply: { total: number; host: string; activations: number } };
+  get: {
+    request: Record<string, never>;
+    reply: { total: number; host: string; activations: number };
+  };
   slow: { request: { ms: number }; reply: { done: true } };
   fail: { request: { message: string }; reply: never };
   tick: { request: { everyMs: number }; reply: { ticking: true } };
@@ -27,7 +30,9 @@ export interface CounterStore {
   save(key: string, value: { total: number; activations: number }): Promise<void>;
 }
 
-export function memoryCounterStore(): CounterStore & { data: Map<string, { total: number; activations: number }> } {
+export function memoryCounterStore(): CounterStore & {
+  data: Map<string, { total: number; activations: number }>;
+} {
   const data = new Map<string, { total: number; activations: number }>();
   return {
     data,
@@ -49,7 +54,8 @@ function object(payload: unknown): Record<string, unknown> {
 
 function finiteNumber(payload: unknown, field: string): number {
   const value = object(payload)[field];
-  if (typeof value !== 'number' || !Number.isFinite(value)) throw new BadRequestError(field, 'must be a finite number');
+  if (typeof value !== 'number' || !Number.isFinite(value))
+    throw new BadRequestError(field, 'must be a finite number');
   return value;
 }
 
@@ -99,7 +105,9 @@ class CounterActor extends Actor<CounterProtocol> {
       throw new Error(message);
     },
     tick: ({ everyMs }) => {
-      this.ctx.timers.start('tick', everyMs, () => this.hooks.ticked?.(this.ctx.key), { repeat: true });
+      this.ctx.timers.start('tick', everyMs, () => this.hooks.ticked?.(this.ctx.key), {
+        repeat: true,
+      });
       return { ticking: true };
     },
   };
@@ -115,7 +123,10 @@ export function counterKind(store: CounterStore = memoryCounterStore(), hooks: C
       add: (p) => ({ amount: finiteNumber(p, 'amount') }),
       get: (p) => (object(p), {}),
       slow: (p) => ({ ms: finiteNumber(p, 'ms') }),
-      fail: (p) => ({ message: String(object(p)['message'] ?? 'failed') }),
+      fail: (p) => {
+        const message = object(p)['message'];
+        return { message: typeof message === 'string' ? message : 'failed' };
+      },
       tick: (p) => ({ everyMs: finiteNumber(p, 'everyMs') }),
     },
     create: (ctx) => new CounterActor(ctx, store, hooks),
@@ -143,7 +154,8 @@ export function echoKind() {
       },
       sum: (p) => {
         const vector = object(p)['vector'];
-        if (!(vector instanceof Float32Array)) throw new BadRequestError('vector', 'must be a Float32Array');
+        if (!(vector instanceof Float32Array))
+          throw new BadRequestError('vector', 'must be a Float32Array');
         return { vector };
       },
     },

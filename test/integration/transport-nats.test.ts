@@ -61,6 +61,20 @@ describeIntegration('NatsTransport', () => {
       await restartable.stop();
     });
 
+    it('reconnects with the default reconnect wait (no option given)', async () => {
+      const host = await NatsTransport.connect({ servers: restartable.url });
+      transports.push(host);
+      const statuses: TransportStatus[] = [];
+      host.onStatus((s) => statuses.push(s));
+      // Restart at once, without waiting for the disconnect to be noticed first.
+      await restartable.kill();
+      await restartable.restart();
+      await eventually(() => statuses.includes('reconnected'), {
+        timeoutMs: 15_000,
+        message: 'reconnect reported',
+      });
+    });
+
     it('keeps subscriptions and reports disconnected then reconnected', async () => {
       const host = await NatsTransport.connect({
         servers: restartable.url,

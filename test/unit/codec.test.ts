@@ -230,6 +230,19 @@ describe('codec', () => {
     expect(bytesOf(out.w)).toEqual(bytesOf(sent.w));
   });
 
+  it('decodes a frame held in a Node Buffer carved from a shared pool', () => {
+    // Small Buffers share one pooled ArrayBuffer, and a Buffer's `slice` is a view, not a copy.
+    const sent = { v: new Float32Array([1.5, -2.5, 3.25]), u: new Uint8Array([7, 8]) };
+    const { data, headers } = encode(sent);
+    const pooled = Buffer.concat([Buffer.from([1, 2, 3]), Buffer.from(data)]).subarray(3);
+    expect(pooled.byteOffset).toBeGreaterThan(0);
+    const out = decode(pooled, headers) as typeof sent;
+    expect(Array.from(out.v)).toEqual([1.5, -2.5, 3.25]);
+    expect(Array.from(out.u)).toEqual([7, 8]);
+    pooled.fill(0);
+    expect(Array.from(out.v)).toEqual([1.5, -2.5, 3.25]);
+  });
+
   it('leaves a placeholder-shaped object in a plain JSON message alone', () => {
     const value = { $bin: 'f32', o: 0, n: 4 };
     expect(decode(text(JSON.stringify(value)))).toEqual(value);

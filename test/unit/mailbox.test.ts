@@ -54,12 +54,10 @@ class Probe {
 }
 
 /** A task that records `item` in `list`. */
-const push =
-  (list: string[], item: string) =>
-  (): Promise<void> => {
-    list.push(item);
-    return Promise.resolve();
-  };
+const push = (list: string[], item: string) => (): Promise<void> => {
+  list.push(item);
+  return Promise.resolve();
+};
 
 const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -318,14 +316,19 @@ describe('Mailbox', () => {
     const order: number[] = [];
     mailbox.post(() => blocker.promise);
     let next = 0;
+    let finished = 0;
+    const wrongDepths: string[] = [];
     const post = (): void => {
       const id = next++;
       mailbox.post(async () => {
         order.push(id);
+        // Everything posted and not finished is waiting or running; nothing else may count.
+        if (mailbox.depth !== next - finished) wrongDepths.push(`${id}: ${mailbox.depth}`);
         await Promise.resolve();
         // The first tasks post more while thousands still wait, so the queue is appended to
         // while its consumed front is being compacted away.
         if (id < 600) post();
+        finished++;
       });
     };
     for (let i = 0; i < 3000; i++) post();
@@ -335,6 +338,7 @@ describe('Mailbox', () => {
     await mailbox.whenIdle();
     expect(order).toHaveLength(3600);
     expect(order).toEqual(Array.from({ length: 3600 }, (_, i) => i));
+    expect(wrongDepths).toEqual([]);
     expect(mailbox.depth).toBe(0);
 
     // Still usable, and still bounded, after the long run.

@@ -1,0 +1,149 @@
+/**
+ * The benchmark harness: `npm run bench -- [name...] [--flags]` runs the named benchmarks (all when
+ * none is named), prints each one's table to stdout and writes `.bench/<name>.json` and
+ * `.bench/<name>.md`. Progress goes to stderr. Every child process and server a benchmark started
+ * is stopped at the end, on an error, and on Ctrl-C.
+ */
+import { parseArgs } from 'node:util';
+import { stopAllServers } from '../helpers/servers.js';
+import { stopAllChildren } from './processes.js';
+import { describeMachine, formatText, writeReport } from './report.js';
+import type { Benchmark, BenchOptions } from './report.js';
+import { runtimeBenchmark } from './runtime.js';
+
+/** Every benchmark, in the order `npm run bench` runs them. */
+const BENCHMARKS: readonly Benchmark[] = [runtimeBenchmark];
+
+const DEFAULT_OUT_DIR = '.bench';
+
+function usage(): string {
+  const width = Math.max(...BENCHMARKS.map((b) => b.name.length));
+  return [
+    'usage: npm run bench -- [name...] [options]',
+    '',
+    'Runs the named benchmarks (default: all), prints a table per benchmark and writes',
+    `${DEFAULT_OUT_DIR}/<name>.json and ${DEFAULT_OUT_DIR}/<name>.md.`,
+    '',
+    'benchmarks:',
+    ...BENCHMARKS.map((b) => `  ${b.name.padEnd(width)}  ${b.description}`),
+    '',
+    'options:',
+    '  --requests N   requests per sequential (one in flight) measurement',
+    '  --seconds S    duration of each throughput measurement',
+    '  --rounds R     repetitions of each measurement; the report shows the median',
+    `  --out DIR      where the JSON and Markdown reports go (default ${DEFAULT_OUT_DIR})`,
+    '  -h, --help     this text',
+    '',
+  ].join('\n');
+}
+
+function positive(name: string, raw: string | undefined, integer: boolean): number | undefined {
+  if (raw === undefined) return undefined;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) {
+    throw new RangeError(
+      `--${name} must be a positive ${integer ? 'integer' : 'number'}, got ${raw}`,
+    );
+  }
+  return value;
+}
+
+interface Parsed {
+  benchmarks: Benchmark[];
+  options: Omit<BenchOptions, 'progress'>;
+  outDir: string;
+  help: boolean;
+}
+
+function parse(argv: string[]): Parsed {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      requests: { type: 'string' },
+      seconds: { type: 'string' },
+      rounds: { type: 'string' },
+      out: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const byName = new Map(BENCHMARKS.map((b) => [b.name, b]));
+  const benchmarks = positionals.map((name) => {
+    const benchmark = byName.get(name);
+    if (benchmark === undefined) {
+      throw new RangeError(
+        `unknown benchmark ${JSON.stringify(name)} (known: ${[...byName.keys()].join(', ')})`,
+      );
+    }
+    return benchmark;
+  });
+  const options: Omit<BenchOptions, 'progress'> = {};
+  const requests = positive('requests', values.requests, true);
+  const seconds = positive('seconds', values.seconds, false);
+  const rounds = positive('rounds', values.rounds, true);
+  if (requests !== undefined) options.requests = requests;
+  if (seconds !== undefined) options.seconds = seconds;
+  if (rounds !== undefined) options.rounds = rounds;
+  return {
+    benchmarks: benchmarks.length === 0 ? [...BENCHMARKS] : benchmarks,
+    options,
+    outDir: values.out ?? DEFAULT_OUT_DIR,
+    help: values.help === true,
+  };
+}
+
+async function cleanUp(): Promise<void> {
+  // Children first: a runtime node drains over NATS before it exits.
+  await stopAllChildren();
+  await stopAllServers().catch(() => undefined);
+}
+
+let interrupted = false;
+function onSignal(signal: NodeJS.Signals): void {
+  if (interrupted) process.exit(130);
+  interrupted = true;
+  process.stderr.write(`\n${signal}: stopping child processes and servers...\n`);
+  void cleanUp().finally(() => process.exit(130));
+}
+
+async function main(): Promise<number> {
+  let parsed: Parsed;
+  try {
+    parsed = parse(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(
+      `bench: ${err instanceof Error ? err.message : String(err)}\n\n${usage()}`,
+    );
+    return 2;
+  }
+  if (parsed.help) {
+    process.stdout.write(usage());
+    return 0;
+  }
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const progress = (line: string): void => {
+    process.stderr.write(`[bench] ${line}\n`);
+  };
+  let failed = 0;
+  for (const benchmark of parsed.benchmarks) {
+    try {
+      progress(`${benchmark.name}: ${benchmark.description}`);
+      const report = await benchmark.run({ ...parsed.options, progress });
+      const machine = describeMachine();
+      process.stdout.write(formatText(report, machine));
+      const files = await writeReport(parsed.outDir, report, machine);
+      progress(`wrote ${files.join(', ')}`);
+    } catch (err) {
+      failed++;
+      process.stderr.write(
+        `bench ${benchmark.name} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+      );
+    } finally {
+      await cleanUp();
+    }
+  }
+  return failed === 0 ? 0 : 1;
+}
+
+process.exit(await main());
