@@ -16,6 +16,8 @@ import { MemoryKvStore } from './kv/memory.js';
 import { NatsKvStore } from './kv/nats.js';
 import type { KvStore } from './kv/types.js';
 import { RuntimeMetrics } from './metrics.js';
+import { startMetricsServer } from './metrics-server.js';
+import type { MetricsServer } from './metrics-server.js';
 import { LeasePlacement } from './placement/leases.js';
 import { LocalPlacement } from './placement/local.js';
 import type { Placement } from './placement/types.js';
@@ -52,6 +54,8 @@ export interface RunningNode {
   readonly client: ActorClient;
   readonly transport: Transport;
   readonly metrics: RuntimeMetrics;
+  /** The `/metrics` endpoint, when `metrics.port` is not 0. */
+  readonly metricsServer: MetricsServer | undefined;
   /** Graceful: drains, deactivates, releases leases, then closes the connection. */
   stop(): Promise<void>;
 }
@@ -158,6 +162,15 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
     throw err;
   }
 
+  let metricsServer: MetricsServer | undefined;
+  if (config.metrics.enabled && config.metrics.port !== 0) {
+    metricsServer = await startMetricsServer({
+      metrics,
+      port: config.metrics.port,
+      healthy: () => host.state === 'running',
+    });
+  }
+
   let stopping: Promise<void> | undefined;
   return {
     hostId,
@@ -165,9 +178,11 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
     client,
     transport,
     metrics,
+    metricsServer,
     stop: () =>
       (stopping ??= (async () => {
         await host.stop();
+        await metricsServer?.close();
         await transport.close();
       })()),
   };

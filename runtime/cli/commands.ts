@@ -68,7 +68,7 @@ export async function runNodeCommand(
   } catch (err) {
     fail(err);
   }
-  const log = createLogger({ level: config.log.level });
+  const log = createLogger({ level: config.log.level, pretty: config.log.pretty });
   let node: RunningNode;
   try {
     const extra = await loadKindModules(flags.kindsModule ?? [], { config, log });

@@ -213,7 +213,7 @@ const HostSchema = section('This host process.', {
         additionalProperties: false,
         default: {},
         description:
-          'Groups this host serves per actor kind, such as items: ["0", "1"]; a kind left out serves every group.',
+          'Groups this host serves per grouped actor kind, such as items: ["0", "1"]; a grouped kind this host runs must be listed.',
       },
     ),
   ),
@@ -240,6 +240,7 @@ const LogSchema = section('Logging (pino).', {
 const MetricsSchema = section('Prometheus metrics.', {
   enabled: bool(true, 'Collect metrics and serve them for scraping.'),
   default_metrics: bool(true, 'Also collect process metrics: CPU, memory, event loop lag.'),
+  port: int(0, 65_535, 9464, 'Port of the /metrics endpoint of a node process; 0 serves none.'),
 });
 
 /** The whole configuration file. */
@@ -424,6 +425,11 @@ export interface MetricsConfig {
    * @default true
    */
   defaultMetrics: boolean;
+  /**
+   * Port of the `/metrics` endpoint each node process serves for Prometheus; 0 serves none.
+   * @default 9464
+   */
+  port: number;
 }
 
 /** The validated configuration, every option present, camelCase keys. */

@@ -36,7 +36,7 @@ export function testConfig(
     },
     placement: { ...FAST_PLACEMENT, ...raw['placement'] },
     log: { level: 'silent', ...raw['log'] },
-    metrics: { default_metrics: false, ...raw['metrics'] },
+    metrics: { default_metrics: false, port: 0, ...raw['metrics'] },
   });
 }
 

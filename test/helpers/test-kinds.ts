@@ -65,6 +65,7 @@ export interface CounterHooks {
   activated?(key: string): void;
   deactivated?(key: string, total: number): void;
   ticked?(key: string): void;
+  slow?(key: string, phase: 'start' | 'end'): void;
 }
 
 class CounterActor extends Actor<CounterProtocol> {
@@ -98,7 +99,9 @@ class CounterActor extends Actor<CounterProtocol> {
     },
     get: () => ({ total: this.total, host: this.ctx.hostId, activations: this.activations }),
     slow: async ({ ms }) => {
+      this.hooks.slow?.(this.ctx.key, 'start');
       await sleep(ms);
+      this.hooks.slow?.(this.ctx.key, 'end');
       return { done: true };
     },
     fail: ({ message }) => {

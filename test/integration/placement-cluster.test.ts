@@ -65,7 +65,7 @@ describeIntegration('placement across host processes', () => {
       placement: FAST_PLACEMENT,
       host: { groups: { echo: ['0'] } },
       log: { level: 'info' },
-      metrics: { default_metrics: false },
+      metrics: { default_metrics: false, port: 0 },
     });
     transport = await NatsTransport.connect({ servers: server.url, reconnectTimeWaitMs: 100 });
     client = new ActorClient({

@@ -39,7 +39,7 @@ const DEFAULTS: ResolvedConfig = {
   },
   host: { actors: [], id: '', groups: {} },
   log: { level: 'info', pretty: false },
-  metrics: { enabled: true, defaultMetrics: true },
+  metrics: { enabled: true, defaultMetrics: true, port: 9464 },
 };
 
 /** Runs `fn`, expecting a ConfigError, and returns it. */
@@ -188,7 +188,11 @@ describe('sections convert to camelCase', () => {
 
   it('metrics', () => {
     const raw = { metrics: { enabled: false, default_metrics: false } };
-    expect(resolveConfig(raw).metrics).toEqual({ enabled: false, defaultMetrics: false });
+    expect(resolveConfig(raw).metrics).toEqual({
+      enabled: false,
+      defaultMetrics: false,
+      port: 9464,
+    });
   });
 });
 
