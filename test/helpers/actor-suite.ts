@@ -65,6 +65,23 @@ export function actorSuite(
       expect(new Uint8Array(reply.vector.buffer)).toEqual(new Uint8Array(vector.buffer));
     });
 
+    it('spreads a group over its replicas through one queue group', async () => {
+      const c = await open({ shared: true });
+      const a = await c.node([echoKind()], { host: { id: 'replica-a', groups: { echo: ['0'] } } });
+      await c.node([echoKind()], { host: { id: 'replica-b', groups: { echo: ['0', '1'] } } });
+      const echo = a.client.grouped<EchoProtocol>('echo');
+      const hosts = await Promise.all(
+        Array.from(
+          { length: 60 },
+          async (_, i) => (await echo.ask('0', 'echo', { text: `${i}` })).host,
+        ),
+      );
+      // Each request is answered once, by one replica, and both replicas take a share.
+      expect(hosts).toHaveLength(60);
+      expect(new Set(hosts)).toEqual(new Set(['replica-a', 'replica-b']));
+      expect((await echo.ask('1', 'echo', { text: 'only b' })).host).toBe('replica-b');
+    });
+
     it('turns bad input, unknown ops and handler failures into typed errors, and keeps serving', async () => {
       const c = await open();
       const node = await c.node([counterKind()]);

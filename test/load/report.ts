@@ -16,7 +16,7 @@ export interface BenchOptions {
   /** How many times each measurement is repeated; the report shows the median. */
   rounds?: number;
   /** Progress lines (stderr), so stdout keeps only the results. */
-  progress(line: string): void;
+  progress: (line: string) => void;
 }
 
 export interface Benchmark {

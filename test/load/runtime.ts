@@ -15,6 +15,9 @@
  * read per process (this one, the responder, nats-server), which on a 2-core machine says more
  * about where time goes than wall-clock latency does.
  */
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { ActorClient } from '../../runtime/client/client.js';
@@ -27,7 +30,8 @@ import type { RunningNode } from '../../runtime/node.js';
 import { partitionOf } from '../../runtime/placement/hash.js';
 import { InProcessTransport } from '../../runtime/transport/inproc.js';
 import { NatsTransport } from '../../runtime/transport/nats.js';
-import { startNatsServer } from '../helpers/servers.js';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { getFreePort, startNatsServer } from '../helpers/servers.js';
 import type { NatsServerHandle } from '../helpers/servers.js';
 import { BENCH_KIND, benchKind } from './bench-kinds.js';
 import type { BenchProtocol, EchoPayload } from './bench-kinds.js';
@@ -139,15 +143,29 @@ async function activateAll(ref: TypedRef<BenchProtocol, string>): Promise<void> 
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
 }
 
-function benchConfig(transport: Transport, natsUrl?: string): ResolvedConfig {
+/** The shipped config, as the bench process and an in-process node read it. */
+function benchConfig(transport: Transport, metricsPort: number, natsUrl?: string): ResolvedConfig {
   return loadConfig({
     path: CONFIG_PATH,
     env: { RECSYS_PREFIX: PREFIX },
     overrides: {
       deployment: { transport },
+      metrics: { port: metricsPort },
       ...(natsUrl === undefined ? {} : { nats: { url: natsUrl } }),
     },
   });
+}
+
+/**
+ * The shipped config with only the `/metrics` port changed to a free one, for the child node: the
+ * default port may be taken by another node on this machine.
+ */
+async function writeChildConfig(dir: string, metricsPort: number): Promise<string> {
+  const raw = parseYaml(await readFile(CONFIG_PATH, 'utf8')) as Record<string, unknown>;
+  raw['metrics'] = { ...(raw['metrics'] as Record<string, unknown>), port: metricsPort };
+  const path = join(dir, 'config.yaml');
+  await writeFile(path, stringifyYaml(raw));
+  return path;
 }
 
 function cpuDelta(
@@ -229,10 +247,13 @@ async function benchNats(
   let bare: ChildHandle | undefined;
   let transport: NatsTransport | undefined;
   let nc: NatsConnection | undefined;
+  const dir = await mkdtemp(join(tmpdir(), 'recsys-bench-'));
   try {
     server = await startNatsServer();
     const url = server.url;
-    const partitions = benchConfig('nats', url).runtime.partitions;
+    const metricsPort = await getFreePort();
+    const partitions = benchConfig('nats', metricsPort, url).runtime.partitions;
+    const childConfig = await writeChildConfig(dir, metricsPort);
     progress(`nats-server ${url}; starting a runtime node and a bare responder`);
     [node, bare] = await Promise.all([
       startChild({
@@ -247,7 +268,7 @@ async function benchNats(
           '--kinds-module',
           KINDS_MODULE,
           '--config',
-          CONFIG_PATH,
+          childConfig,
         ],
         env: { ...process.env, RECSYS_PREFIX: PREFIX, RECSYS_PARTITIONS: String(partitions) },
         readyLine: '"evt":"node_ready"',
@@ -311,6 +332,7 @@ async function benchNats(
     await transport?.close().catch(() => undefined);
     await Promise.all([node?.stop(), bare?.stop()]);
     await server?.stop();
+    await rm(dir, { recursive: true, force: true });
   }
 }
 
@@ -321,7 +343,7 @@ async function benchInProcess(
   let node: RunningNode | undefined;
   const bus = new InProcessTransport();
   try {
-    const config = benchConfig('inproc');
+    const config = benchConfig('inproc', await getFreePort());
     node = await startNode({ config, kinds: [benchKind()], log: silentLogger() });
     const ref = node.client.keyed<BenchProtocol>(BENCH_KIND);
     await activateAll(ref);
