@@ -9,6 +9,8 @@ import { runNodeCommand, runServicesCommand } from './commands.js';
 export interface ProgramOptions {
   /** Actor kinds every process knows without `--kinds-module`. */
   builtinKinds?: readonly ActorKind<Protocol>[];
+  /** Adds more subcommands (data, training, evaluation, ...) from the layers above the runtime. */
+  commands?: ReadonlyArray<(program: Command) => void>;
 }
 
 export function buildProgram(options: ProgramOptions = {}): Command {
@@ -72,6 +74,7 @@ export function buildProgram(options: ProgramOptions = {}): Command {
     .option('--json', 'print the raw replies as JSON')
     .action(runServicesCommand);
 
+  for (const register of options.commands ?? []) register(program);
   return program;
 }
 

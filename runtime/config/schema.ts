@@ -44,6 +44,10 @@ function int(minimum: number, maximum: number | undefined, def: number, descript
   );
 }
 
+function num(minimum: number, maximum: number, def: number, description: string) {
+  return Type.Optional(Type.Number({ minimum, maximum, default: def, description }));
+}
+
 function bool(def: boolean, description: string) {
   return Type.Optional(Type.Boolean({ default: def, description }));
 }
@@ -243,6 +247,32 @@ const MetricsSchema = section('Prometheus metrics.', {
   port: int(0, 65_535, 9464, 'Port of the /metrics endpoint of a node process; 0 serves none.'),
 });
 
+const DataSchema = section('Where data sets, models and indexes live.', {
+  dir: Type.Optional(
+    Type.String({
+      minLength: 1,
+      default: '.data',
+      description:
+        'Root folder, relative to the working directory: data sets in <dir>/datasets/<name>, models in <dir>/models/<name>/<version>.',
+    }),
+  ),
+});
+
+const RetrievalSchema = section('The two-tower retrieval model and its training recipe.', {
+  dims: int(8, 1024, 64, 'Embedding dimensions of both towers.'),
+  history_length: int(1, 512, 20, 'Recent items pooled into the user tower.'),
+  hidden_units: int(8, 4096, 128, 'Units of the hidden layer of each tower.'),
+  batch_size: int(16, 65_536, 512, 'Training examples per step (in-batch negatives).'),
+  epochs: int(1, 1000, 5, 'Passes over the training events.'),
+  learning_rate: num(1e-5, 10, 0.1, 'Adagrad learning rate.'),
+  temperature: num(0.001, 10, 0.1, 'Softmax temperature of the in-batch loss.'),
+  logq_correction: bool(
+    true,
+    'Subtract log item frequency from the logits (sampling-bias correction).',
+  ),
+  seed: int(0, 2_147_483_647, 42, 'Seed of initialisation and shuffling: same seed, same model.'),
+});
+
 /** The whole configuration file. */
 export const ConfigSchema = Type.Object(
   {
@@ -254,6 +284,8 @@ export const ConfigSchema = Type.Object(
     host: HostSchema,
     log: LogSchema,
     metrics: MetricsSchema,
+    data: DataSchema,
+    retrieval: RetrievalSchema,
   },
   {
     additionalProperties: false,
@@ -433,6 +465,34 @@ export interface MetricsConfig {
 }
 
 /** The validated configuration, every option present, camelCase keys. */
+/** Where data sets, models and indexes live. */
+export interface DataConfig {
+  /** Root folder, relative to the working directory. @default '.data' */
+  dir: string;
+}
+
+/** The two-tower retrieval model and its training recipe. */
+export interface RetrievalConfig {
+  /** @default 64 */
+  dims: number;
+  /** Recent items pooled into the user tower. @default 20 */
+  historyLength: number;
+  /** @default 128 */
+  hiddenUnits: number;
+  /** @default 512 */
+  batchSize: number;
+  /** @default 5 */
+  epochs: number;
+  /** Adagrad learning rate. @default 0.1 */
+  learningRate: number;
+  /** @default 0.1 */
+  temperature: number;
+  /** @default true */
+  logqCorrection: boolean;
+  /** @default 42 */
+  seed: number;
+}
+
 export interface ResolvedConfig {
   deployment: DeploymentConfig;
   nats: NatsConfig;
@@ -442,6 +502,8 @@ export interface ResolvedConfig {
   host: HostConfig;
   log: LogConfig;
   metrics: MetricsConfig;
+  data: DataConfig;
+  retrieval: RetrievalConfig;
 }
 
 // Compile-time guard: the hand-written interfaces above must be exactly the schema with camelCase

@@ -50,7 +50,7 @@ export function spawnHost(options: {
     [
       '--import',
       'tsx',
-      join(ROOT, 'runtime/cli/main.ts'),
+      join(ROOT, 'main.ts'),
       'node',
       '--config',
       options.configPath,

@@ -6,7 +6,7 @@
  */
 import { parseArgs } from 'node:util';
 import { stopAllServers } from '../helpers/servers.js';
-import { stopAllChildren } from './processes.js';
+import { removeTempDirs, stopAllChildren } from './processes.js';
 import { describeMachine, formatText, writeReport } from './report.js';
 import type { Benchmark, BenchOptions } from './report.js';
 import { runtimeBenchmark } from './runtime.js';
@@ -96,6 +96,7 @@ async function cleanUp(): Promise<void> {
   // Children first: a runtime node drains over NATS before it exits.
   await stopAllChildren();
   await stopAllServers().catch(() => undefined);
+  await removeTempDirs();
 }
 
 let interrupted = false;

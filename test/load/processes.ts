@@ -1,11 +1,14 @@
 /**
- * Child processes of a benchmark (a runtime node, a bare responder). Every child is tracked until
- * it exits, so the harness can stop them all at the end, on an error or on Ctrl-C, and a last-resort
- * `exit` hook kills whatever is left. Each child also gets `child-guard.ts` preloaded: it watches
- * its stdin pipe and shuts the child down when the benchmark process goes away without cleaning up.
+ * Child processes and scratch directories of a benchmark. Every child is tracked until it exits,
+ * so the harness can stop them all at the end, on an error or on Ctrl-C, and a last-resort `exit`
+ * hook kills whatever is left. Each child also gets `child-guard.ts` preloaded: it watches its stdin
+ * pipe and shuts the child down when the benchmark process goes away without cleaning up.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const GUARD = fileURLToPath(new URL('./child-guard.ts', import.meta.url));
@@ -32,6 +35,7 @@ export interface ChildHandle {
 }
 
 const live = new Set<ManagedChild>();
+const tempDirs = new Set<string>();
 let exitHookInstalled = false;
 
 class ManagedChild implements ChildHandle {
@@ -143,11 +147,26 @@ export async function stopAllChildren(): Promise<void> {
   await Promise.allSettled([...live].map((child) => child.stop()));
 }
 
+/** A fresh temporary directory, removed by {@link removeTempDirs} or at exit at the latest. */
+export async function makeTempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'recsys-bench-'));
+  tempDirs.add(dir);
+  ensureExitHook();
+  return dir;
+}
+
+export async function removeTempDirs(): Promise<void> {
+  const dirs = [...tempDirs];
+  tempDirs.clear();
+  await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })));
+}
+
 function ensureExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   process.once('exit', () => {
     for (const child of live) child.killSync();
+    for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
   });
 }
 

@@ -15,11 +15,11 @@
  * read per process (this one, the responder, nats-server), which on a 2-core machine says more
  * about where time goes than wall-clock latency does.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { ActorClient } from '../../runtime/client/client.js';
 import type { TypedRef } from '../../runtime/client/client.js';
 import { loadConfig } from '../../runtime/config/index.js';
@@ -30,12 +30,11 @@ import type { RunningNode } from '../../runtime/node.js';
 import { partitionOf } from '../../runtime/placement/hash.js';
 import { InProcessTransport } from '../../runtime/transport/inproc.js';
 import { NatsTransport } from '../../runtime/transport/nats.js';
-import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { getFreePort, startNatsServer } from '../helpers/servers.js';
 import type { NatsServerHandle } from '../helpers/servers.js';
 import { BENCH_KIND, benchKind } from './bench-kinds.js';
 import type { BenchProtocol, EchoPayload } from './bench-kinds.js';
-import { processCpuMs, startChild } from './processes.js';
+import { makeTempDir, processCpuMs, removeTempDirs, startChild } from './processes.js';
 import type { ChildHandle } from './processes.js';
 import type { Benchmark, BenchOptions, BenchReport, Check, Table } from './report.js';
 import { median, runClosedLoop, runSequential } from './stats.js';
@@ -61,14 +60,14 @@ const CLI_MAIN = fileURLToPath(new URL('../../runtime/cli/main.ts', import.meta.
 const KINDS_MODULE = fileURLToPath(new URL('./bench-kinds.ts', import.meta.url));
 const BARE_RESPONDER = fileURLToPath(new URL('./bare-responder.ts', import.meta.url));
 
-type Transport = 'nats' | 'inproc';
+type TransportName = 'nats' | 'inproc';
 type SystemName = 'runtime' | 'bare';
 
 /** Reads the CPU time (ms) a process has used so far. */
 type CpuReader = () => number | undefined;
 
 interface System {
-  transport: Transport;
+  transport: TransportName;
   name: SystemName;
   op: Operation;
   /** The calling side (this process; in-process: everything). */
@@ -96,7 +95,7 @@ interface Round {
   load: LoadFigures;
 }
 
-type Figures = Record<Transport, Record<SystemName, Round[]>>;
+type Figures = Record<TransportName, Record<SystemName, Round[]>>;
 
 const selfCpu: CpuReader = () => {
   const usage = process.cpuUsage();
@@ -144,7 +143,11 @@ async function activateAll(ref: TypedRef<BenchProtocol, string>): Promise<void> 
 }
 
 /** The shipped config, as the bench process and an in-process node read it. */
-function benchConfig(transport: Transport, metricsPort: number, natsUrl?: string): ResolvedConfig {
+function benchConfig(
+  transport: TransportName,
+  metricsPort: number,
+  natsUrl?: string,
+): ResolvedConfig {
   return loadConfig({
     path: CONFIG_PATH,
     env: { RECSYS_PREFIX: PREFIX },
@@ -225,8 +228,9 @@ async function compare(
     }
     for (const system of order) {
       const load = await measureLoad(system, settings.seconds);
-      if (load.errors > 0)
+      if (load.errors > 0) {
         throw new Error(`${transport}/${system.name}: ${load.errors} requests failed`);
+      }
       const seq = sequential.get(system.name) as SequentialFigures;
       rounds[system.name].push({ sequential: seq, load });
       progress(
@@ -247,13 +251,12 @@ async function benchNats(
   let bare: ChildHandle | undefined;
   let transport: NatsTransport | undefined;
   let nc: NatsConnection | undefined;
-  const dir = await mkdtemp(join(tmpdir(), 'recsys-bench-'));
   try {
     server = await startNatsServer();
     const url = server.url;
     const metricsPort = await getFreePort();
     const partitions = benchConfig('nats', metricsPort, url).runtime.partitions;
-    const childConfig = await writeChildConfig(dir, metricsPort);
+    const childConfig = await writeChildConfig(await makeTempDir(), metricsPort);
     progress(`nats-server ${url}; starting a runtime node and a bare responder`);
     [node, bare] = await Promise.all([
       startChild({
@@ -332,7 +335,7 @@ async function benchNats(
     await transport?.close().catch(() => undefined);
     await Promise.all([node?.stop(), bare?.stop()]);
     await server?.stop();
-    await rm(dir, { recursive: true, force: true });
+    await removeTempDirs();
   }
 }
 
@@ -341,14 +344,14 @@ async function benchInProcess(
   progress: (line: string) => void,
 ): Promise<Record<SystemName, Round[]>> {
   let node: RunningNode | undefined;
-  const bus = new InProcessTransport();
+  const bareTransport = new InProcessTransport();
   try {
     const config = benchConfig('inproc', await getFreePort());
     node = await startNode({ config, kinds: [benchKind()], log: silentLogger() });
     const ref = node.client.keyed<BenchProtocol>(BENCH_KIND);
     await activateAll(ref);
 
-    bus.subscribe(`${PREFIX}.${BARE_TOKEN}.>`, (msg) => msg.respond(msg.data));
+    bareTransport.subscribe(`${PREFIX}.${BARE_TOKEN}.>`, (msg) => msg.respond(msg.data));
     const subjects = bareSubjects(config.runtime.partitions);
     return await compare(
       {
@@ -358,7 +361,7 @@ async function benchInProcess(
           name: 'bare',
           op: (i) => {
             const k = i % KEYS;
-            return bus.request(subjects[k] as string, payloadBytes[k] as Uint8Array, {
+            return bareTransport.request(subjects[k] as string, payloadBytes[k] as Uint8Array, {
               timeoutMs: TIMEOUT_MS,
             });
           },
@@ -369,7 +372,7 @@ async function benchInProcess(
       progress,
     );
   } finally {
-    await bus.close();
+    await bareTransport.close();
     await node?.stop();
   }
 }

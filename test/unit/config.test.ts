@@ -40,6 +40,18 @@ const DEFAULTS: ResolvedConfig = {
   host: { actors: [], id: '', groups: {} },
   log: { level: 'info', pretty: false },
   metrics: { enabled: true, defaultMetrics: true, port: 9464 },
+  data: { dir: '.data' },
+  retrieval: {
+    dims: 64,
+    historyLength: 20,
+    hiddenUnits: 128,
+    batchSize: 512,
+    epochs: 5,
+    learningRate: 0.1,
+    temperature: 0.1,
+    logqCorrection: true,
+    seed: 42,
+  },
 };
 
 /** Runs `fn`, expecting a ConfigError, and returns it. */
@@ -201,7 +213,7 @@ describe('unknown keys', () => {
     const err = rejects({ runtim: {} });
     expect(err.path).toBe('runtim');
     expect(err.message).toBe(
-      'runtim: unknown key (expected one of: deployment, nats, redis, runtime, placement, host, log, metrics)',
+      'runtim: unknown key (expected one of: deployment, nats, redis, runtime, placement, host, log, metrics, data, retrieval)',
     );
   });
 
