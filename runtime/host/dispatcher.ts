@@ -178,8 +178,8 @@ export class Dispatcher {
       msg.respond(reply.data, reply.headers);
       const elapsed = performance.now() - started;
       if (elapsed > this.options.maxHandlerMs) this.warnSlow(op, activation.key, elapsed);
-//      instruments.ok.inc();
-//      instruments.duration.observe(elapsed / 1000);
+      instruments.ok.inc();
+      instruments.duration.observe(elapsed / 1000);
       instruments.recorder.record(elapsed * 1e6);
     } catch (err) {
       const error = toRecsysError(err);
@@ -289,9 +289,9 @@ export class Dispatcher {
 }
 
 /**
- * What a handler learns about its message. One is built per message, so it is a class: an object
- * literal with a getter cost about 7 µs of CPU per message more (`npm run bench -- runtime`,
- * in process), as V8 builds such literals on a slow path.
+ * What a handler learns about its message. One is built per message, so it is a class: the object
+ * literal with a getter it replaces cost about 6 µs more CPU per message (`npm run bench --
+ * runtime`, in process: 18 → 12 µs per request), as V8 builds such literals on a slow path.
  */
 class Meta implements RequestMeta {
   readonly requestId: string;
