@@ -62,9 +62,31 @@ export interface Encoded {
 
 const padded = (n: number): number => Math.ceil(n / ALIGN) * ALIGN;
 
+/**
+ * Whether a payload holds a typed array anywhere. Scanning first lets the common case (plain JSON)
+ * skip `JSON.stringify`'s replacer, which costs about as much as the stringify itself.
+ */
+function hasTypedArray(value: unknown, depth = 0): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  if (ArrayBuffer.isView(value)) return !(value instanceof DataView);
+  // Deeper than any message of ours; the replacer path handles such a payload correctly anyway.
+  if (depth > 32) return true;
+  if (Array.isArray(value)) {
+    for (const item of value) if (hasTypedArray(item, depth + 1)) return true;
+    return false;
+  }
+  for (const key in value) {
+    if (hasTypedArray((value as Record<string, unknown>)[key], depth + 1)) return true;
+  }
+  return false;
+}
+
 /** Encodes a payload; `undefined` becomes an empty message. */
 export function encode(value: unknown): Encoded {
   if (value === undefined) return { data: EMPTY, headers: {} };
+  // Buffer.from is several times faster than TextEncoder for the short strings of messages.
+  if (!hasTypedArray(value))
+    return { data: Buffer.from(JSON.stringify(value), 'utf8'), headers: {} };
   const attachments: TypedArray[] = [];
   let offset = 0;
   const json = JSON.stringify(value, (_key, v: unknown) => {

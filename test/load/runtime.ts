@@ -56,7 +56,7 @@ const TARGET_P50_RATIO = 1.3;
 const TARGET_THROUGHPUT_RATIO = 0.8;
 
 const CONFIG_PATH = fileURLToPath(new URL('../../configs/config.yaml', import.meta.url));
-const CLI_MAIN = fileURLToPath(new URL('../../runtime/cli/main.ts', import.meta.url));
+const CLI_MAIN = fileURLToPath(new URL('../../main.ts', import.meta.url));
 const KINDS_MODULE = fileURLToPath(new URL('./bench-kinds.ts', import.meta.url));
 const BARE_RESPONDER = fileURLToPath(new URL('./bare-responder.ts', import.meta.url));
 
