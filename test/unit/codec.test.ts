@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { decode, encode, ENCODING_HEADER } from '../../runtime/codec.js';
-import { BadRequestError } from '../../runtime/errors.js';
+import { badRequest, prng } from '../helpers/assertions.js';
 
 const text = (s: string): Uint8Array => new TextEncoder().encode(s);
 const FRAME = { [ENCODING_HEADER]: 'frame' };
@@ -9,18 +9,6 @@ const FRAME = { [ENCODING_HEADER]: 'frame' };
 /** The bytes a typed array views (only its own window of the buffer). */
 const bytesOf = (view: ArrayBufferView): number[] =>
   Array.from(new Uint8Array(view.buffer, view.byteOffset, view.byteLength));
-
-/** mulberry32: a small seeded PRNG, so a failure reproduces. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A Float32Array holding exactly these bit patterns. */
 function f32Bits(bits: number[]): Float32Array {
@@ -38,17 +26,6 @@ const roundTrip = (value: unknown): unknown => {
   const { data, headers } = encode(value);
   return decode(data, headers);
 };
-
-/** Calls `fn` and returns the `BadRequestError` it throws. */
-function badRequest(fn: () => unknown): BadRequestError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(BadRequestError);
-    return err as BadRequestError;
-  }
-  throw new Error('expected a BadRequestError');
-}
 
 describe('codec', () => {
   it('sends plain payloads as JSON text, without an encoding header', () => {

@@ -1,24 +1,13 @@
 import { describe, expect, it } from 'vitest';
 
 import { fnv1a32, partitionOf, rendezvousOwner } from '../../runtime/placement/hash.js';
+import { prng } from '../helpers/assertions.js';
 
 /** FNV-1a 32-bit over explicit bytes, in BigInt arithmetic: an independent reference. */
 function referenceFnv(bytes: Iterable<number>): number {
   let hash = 0x811c9dc5n;
   for (const byte of bytes) hash = ((hash ^ BigInt(byte)) * 0x01000193n) & 0xffffffffn;
   return Number(hash);
-}
-
-/** mulberry32: a small seeded PRNG. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Owner of each resource, in a map. */

@@ -8,18 +8,7 @@ import {
   encodeKey,
   Subjects,
 } from '../../runtime/subjects.js';
-
-/** mulberry32: a small seeded PRNG, so a failing key reproduces. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { badRequest, prng } from '../helpers/assertions.js';
 
 /** Characters that stress the encoding: subject syntax, the escape itself, whitespace, multi-byte. */
 const TRICKY = [
@@ -58,16 +47,6 @@ function randomKey(random: () => number): string {
     }
   }
   return key;
-}
-
-function badRequest(fn: () => unknown): BadRequestError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(BadRequestError);
-    return err as BadRequestError;
-  }
-  throw new Error('expected a BadRequestError');
 }
 
 describe('assertToken', () => {
