@@ -2,6 +2,18 @@
  * The composition root of the `recsys` command: the runtime's program, plus the actor kinds and
  * the model commands of the layers above it. The runtime itself imports none of them.
  */
+import { registerDataImportCommand } from './models/cli/data-import.js';
+import { registerDataCommands } from './models/cli/data.js';
+import { registerEvalCommand } from './models/cli/eval.js';
+import { registerTrainCommands } from './models/cli/train.js';
 import { buildProgram } from './runtime/cli/program.js';
 
-await buildProgram({ builtinKinds: [], commands: [] }).parseAsync(process.argv);
+await buildProgram({
+  builtinKinds: [],
+  commands: [
+    registerDataCommands,
+    registerDataImportCommand,
+    registerEvalCommand,
+    registerTrainCommands,
+  ],
+}).parseAsync(process.argv);

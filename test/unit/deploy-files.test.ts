@@ -168,6 +168,11 @@ describe('Dockerfile', () => {
     const files: string[] = [];
     const walk = (dir: string): void => {
       if (!existsSync(dir)) return;
+      // `include` lists single files too (the composition root `main.ts`).
+      if (!statSync(dir).isDirectory()) {
+        files.push(dir);
+        return;
+      }
       for (const name of readdirSync(dir)) {
         const path = join(dir, name);
         if (statSync(path).isDirectory()) walk(path);
