@@ -83,14 +83,12 @@ export async function runEval(
     );
   }
   const itemCount = dataset.items.ids.length;
-  const scorers: RetrievalScorer[] = [
-    new PopularityScorer(split.train, itemCount),
-    new RecentPopularityScorer(split.train, itemCount, {
-      windowShare: flags.windowShare,
-      ...(flags.windowDays === undefined ? {} : { windowDays: flags.windowDays }),
-      ...(flags.halfLifeDays === undefined ? {} : { halfLifeDays: flags.halfLifeDays }),
-    }),
-  ];
+  const recent = new RecentPopularityScorer(split.train, itemCount, {
+    windowShare: flags.windowShare,
+    ...(flags.windowDays === undefined ? {} : { windowDays: flags.windowDays }),
+    ...(flags.halfLifeDays === undefined ? {} : { halfLifeDays: flags.halfLifeDays }),
+  });
+  const scorers: RetrievalScorer[] = [new PopularityScorer(split.train, itemCount), recent];
   if (await exists(join(dataDir, TRUTH_DIR))) {
     const truth = await loadTruth(dataDir);
     if (truth.items !== itemCount || truth.users !== dataset.users.ids.length) {
@@ -130,11 +128,27 @@ export async function runEval(
     },
   });
   bar?.finish();
+  const window = recent.windowAt(evaluation.protocol.at);
+  const windowText =
+    `${recent.name} counts the ${window.events} training events of the ${window.days.toFixed(1)} days before the query time` +
+    (recent.windowMs === undefined ? ` (the last ${recent.windowShare * 100}% of them)` : '') +
+    (recent.halfLifeMs === undefined
+      ? ''
+      : `, decayed with a half-life of ${recent.halfLifeMs / 86_400_000} days`) +
+    '; ties go to the all-time count.';
   return {
     dataDir,
     evaluation,
-    json: { dataDir, ...evaluationJson(evaluation) },
-    text: formatEvaluation(evaluation),
+    json: {
+      dataDir,
+      ...evaluationJson(evaluation),
+      recentPopularity: {
+        ...window,
+        windowShare: recent.windowMs === undefined ? recent.windowShare : null,
+        halfLifeDays: recent.halfLifeMs === undefined ? null : recent.halfLifeMs / 86_400_000,
+      },
+    },
+    text: `${formatEvaluation(evaluation)}${windowText}\n`,
   };
 }
 

@@ -230,12 +230,10 @@ export function evaluateRetrieval(options: EvaluateRetrievalOptions): RetrievalE
       };
       batch.push({ query: { userIndex: user, history, profile }, seen, truth });
     }
-    if (batch.length === 0) continue;
     const queries = batch.map((b) => b.query);
-
     scorers.forEach((scorer, s) => {
       const acc = accumulators[s];
-      if (acc === undefined) return;
+      if (acc === undefined || queries.length === 0) return;
       const started = performance.now();
       const scores = scorer.scoreBatch(queries, at);
       if (scores.length !== queries.length * itemCount) {

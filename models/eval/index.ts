@@ -21,6 +21,7 @@ export {
   PopularityScorer,
   RecentPopularityScorer,
   type RecentPopularityOptions,
+  type RecentWindow,
 } from './baselines.js';
 export {
   describeProtocol,

@@ -57,6 +57,25 @@ describe('RecentPopularityScorer', () => {
     expect(order(scorer.scoresAt(16 * DAY_MS))).toEqual([2, 3, 0, 1, 4]);
   });
 
+  it('by default counts the most recent share of the training events, however many days', () => {
+    // windowShare 0.5 at day 20: the last ⌈0.5 × 7⌉ = 4 events before day 20, days 12 to 19:
+    // item 2 has 2, items 1 and 3 have 1 each (all-time 1 each: lower index first), item 0 none.
+    const half = new RecentPopularityScorer(events, 5, { windowShare: 0.5 });
+    expect(order(half.scoresAt(20 * DAY_MS))).toEqual([2, 1, 3, 0, 4]);
+    expect(half.windowAt(20 * DAY_MS)).toEqual({
+      from: 12 * DAY_MS,
+      to: 19 * DAY_MS,
+      events: 4,
+      days: 8,
+    });
+    // The default share is 5%: ⌈0.05 × 7⌉ = 1 event, the day-19 one (item 2).
+    const latest = new RecentPopularityScorer(events, 5);
+    expect(latest.windowAt(20 * DAY_MS).events).toBe(1);
+    expect(order(latest.scoresAt(20 * DAY_MS))).toEqual([2, 0, 1, 3, 4]);
+    // At day 16 only the 5 events before it count towards the share: ⌈0.25⌉ = 1, day 15 (item 2).
+    expect(latest.windowAt(16 * DAY_MS)).toMatchObject({ from: 15 * DAY_MS, events: 1 });
+  });
+
   it('scores are reversed ranks, the same for each query of a batch', () => {
     const scorer = new RecentPopularityScorer(events, 5, { windowDays: 7 });
     const batch = scorer.scoreBatch([query, query], 20 * DAY_MS);
@@ -80,6 +99,10 @@ describe('RecentPopularityScorer', () => {
 
   it('validates its options', () => {
     expect(() => new RecentPopularityScorer(events, 5, { windowDays: 0 })).toThrow(/windowDays/);
+    expect(() => new RecentPopularityScorer(events, 5, { windowShare: 0 })).toThrow(/windowShare/);
+    expect(() => new RecentPopularityScorer(events, 5, { windowShare: 1.5 })).toThrow(
+      /windowShare/,
+    );
     expect(() => new RecentPopularityScorer(events, 5, { halfLifeDays: -1 })).toThrow(
       /halfLifeDays/,
     );
