@@ -2,6 +2,7 @@
  * The composition root of the `recsys` command: the runtime's program, plus the actor kinds and
  * the model commands of the layers above it. The runtime itself imports none of them.
  */
+import { registerIndexCommand } from './actors/cli.js';
 import { registerDataImportCommand } from './models/cli/data-import.js';
 import { registerDataCommands } from './models/cli/data.js';
 import { registerEvalCommand } from './models/cli/eval.js';
@@ -14,6 +15,7 @@ await buildProgram({
     registerDataCommands,
     registerDataImportCommand,
     registerEvalCommand,
+    registerIndexCommand,
     registerTrainCommands,
   ],
 }).parseAsync(process.argv);

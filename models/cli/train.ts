@@ -4,6 +4,7 @@
  * on the test part beside the popularity baselines, and writes a versioned artifact folder
  * `<data.dir>/models/retrieval/<version>/`. Progress goes to stderr, the summary to stdout.
  */
+import { access } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 
 import { InvalidArgumentError, Option } from 'commander';
@@ -15,8 +16,11 @@ import { ConfigError } from '../../runtime/errors.js';
 import { readDataset } from '../data/dataset-io.js';
 import { DataOptionError, DatasetFormatError } from '../data/errors.js';
 import { temporalSplit } from '../data/split.js';
+import { TRUTH_DIR, loadTruth } from '../data/truth.js';
+import type { Truth } from '../data/truth.js';
 import type { Dataset, EventTable } from '../data/types.js';
 import {
+  OracleScorer,
   PopularityScorer,
   RecentPopularityScorer,
   evaluateRetrieval,
@@ -27,6 +31,7 @@ import {
 import type { SplitInfo } from '../retrieval/artifact.js';
 import { ExportCheckError, trainRetrievalPipeline } from '../retrieval/pipeline.js';
 import type { RetrievalPipelineResult } from '../retrieval/pipeline.js';
+import { choosePopularityHalfLife } from '../retrieval/recency.js';
 import type { TwoTowerTrainOptions } from '../retrieval/train.js';
 import type { TwoTowerScorer } from '../retrieval/two-tower-scorer.js';
 import { resolveDatasetDir } from './data.js';
@@ -51,6 +56,7 @@ export interface TrainRetrievalFlags {
   hiddenUnits?: number;
   seed?: number;
   halfLifeDays?: number;
+  coldHalfLifeDays?: number | 'auto';
   split: 'temporal' | 'none';
   testFraction: number;
   eval?: boolean;
@@ -102,12 +108,26 @@ export function defaultHalfLifeDays(train: EventTable): number {
   return span > 0 ? span / 86_400_000 / 6 : 0;
 }
 
+function halfLifeOrAuto(value: string): number | 'auto' {
+  return value === 'auto' ? 'auto' : nonNegativeNumber(value);
+}
+
 /** The recipe: the config's `retrieval` section, with flags over it. */
 export function trainOptions(
   config: ResolvedConfig,
   flags: TrainRetrievalFlags,
   train: EventTable,
+  itemCount: number,
+  log: (line: string) => void = () => undefined,
 ): TwoTowerTrainOptions {
+  let coldHalfLifeDays = flags.coldHalfLifeDays ?? 'auto';
+  if (coldHalfLifeDays === 'auto') {
+    const choice = choosePopularityHalfLife(train, itemCount);
+    coldHalfLifeDays = choice.halfLifeDays;
+    log(
+      `popularity half-life ${coldHalfLifeDays.toFixed(1)} days (best of ${choice.candidates.length} on the last tenth of the training events, ${choice.validationUsers} users)`,
+    );
+  }
   const r = config.retrieval;
   return {
     dims: flags.dims ?? r.dims,
@@ -120,6 +140,7 @@ export function trainOptions(
     logqCorrection: r.logqCorrection,
     seed: flags.seed ?? r.seed,
     recencyHalfLifeDays: flags.halfLifeDays ?? defaultHalfLifeDays(train),
+    coldHalfLifeDays,
   };
 }
 
@@ -162,7 +183,10 @@ export async function runTrainRetrieval(
       `temporal split at ${new Date(split.cutoff).toISOString()}: ${split.train.length} training events, ${split.test.length} test events`,
     );
   }
-  const options = trainOptions(config, flags, train);
+  const options = trainOptions(config, flags, train, dataset.items.ids.length, log);
+  // A synthetic world's ground truth: the oracle joins the evaluation, as in `recsys eval`.
+  const truth =
+    split === undefined || flags.eval === false ? undefined : await readTruth(datasetDir, dataset);
   let evaluationText: string | undefined;
   const evaluate =
     split === undefined || flags.eval === false || split.test.length === 0
@@ -178,6 +202,7 @@ export async function runTrainRetrieval(
               scorer,
               new PopularityScorer(split.train, itemCount),
               new RecentPopularityScorer(split.train, itemCount),
+              ...(truth === undefined ? [] : [new OracleScorer(truth)]),
             ],
             ...(flags.evalUsers === undefined ? {} : { maxUsers: flags.evalUsers }),
           });
@@ -185,6 +210,7 @@ export async function runTrainRetrieval(
           return {
             evaluation: evaluationJson(evaluation),
             recallVsPopularity: recallRatios(evaluation, 'popularity')?.[scorer.name] ?? null,
+            recallVsOracle: recallRatios(evaluation, 'oracle')?.[scorer.name] ?? null,
           };
         };
   const out = resolve(flags.out ?? join(config.data.dir, 'models', 'retrieval'));
@@ -203,6 +229,20 @@ export async function runTrainRetrieval(
     evaluationText,
     seconds: (performance.now() - started) / 1000,
   };
+}
+
+/** The generator's ground truth beside a synthetic data set, when it is there and fits. */
+async function readTruth(dir: string, dataset: Dataset): Promise<Truth | undefined> {
+  try {
+    await access(join(dir, TRUTH_DIR));
+  } catch {
+    return undefined;
+  }
+  const truth = await loadTruth(dir);
+  if (truth.items !== dataset.items.ids.length || truth.users !== dataset.users.ids.length) {
+    throw new DatasetFormatError(join(dir, TRUTH_DIR), 'does not match the data set');
+  }
+  return truth;
 }
 
 function fail(err: unknown): void {
@@ -264,6 +304,11 @@ export function registerTrainCommands(program: Command): void {
       '--half-life-days <d>',
       'recency weighting of examples; 0 weighs all alike (default: a sixth of the training period)',
       nonNegativeNumber,
+    )
+    .option(
+      '--cold-half-life-days <d>',
+      'recency of the simulated new users and the popularity feature, in days, or auto: measured on the training events (default: auto)',
+      halfLifeOrAuto,
     )
     .addOption(
       new Option('--split <kind>', "train on the temporal split's training part, or on every event")

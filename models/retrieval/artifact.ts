@@ -117,7 +117,10 @@ function bytesOf(values: Float32Array): Uint8Array {
 export function artifactVersion(now: Date, files: readonly Uint8Array[]): string {
   const hash = createHash('sha256');
   for (const f of files) hash.update(f);
-  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  const stamp = now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
   return `${stamp}-${hash.digest('hex').slice(0, 8)}`;
 }
 
@@ -131,7 +134,9 @@ export async function writeRetrievalArtifact(
   const embeddingBytes = bytesOf(itemEmbeddings);
   const version = artifactVersion(now, [exported.userTower, exported.itemTower, embeddingBytes]);
   const shape = trained.model.shape;
-  const { onEpoch: _onEpoch, ...config } = trained.options;
+  // Everything but the progress callback, which is no part of the recipe.
+  const config: Omit<ResolvedTwoTowerTrainOptions, 'onEpoch'> = { ...trained.options };
+  delete (config as Partial<ResolvedTwoTowerTrainOptions>).onEpoch;
   const manifest: RetrievalManifest = {
     format: 'recsys-retrieval-model',
     formatVersion: 1,
@@ -198,7 +203,10 @@ export async function writeRetrievalArtifact(
     await writeFile(join(staging, ITEM_IDS_FILE), JSON.stringify(items.ids));
     await writeFile(join(staging, USER_IDS_FILE), JSON.stringify(users.ids));
     await writeFile(join(staging, VOCAB_FILE), JSON.stringify(vocab));
-    await writeFile(join(staging, RETRIEVAL_MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
+    await writeFile(
+      join(staging, RETRIEVAL_MANIFEST_FILE),
+      `${JSON.stringify(manifest, null, 2)}\n`,
+    );
     await rename(staging, dir);
   } catch (err) {
     await rm(staging, { recursive: true, force: true });

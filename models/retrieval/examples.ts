@@ -55,7 +55,8 @@ export function buildExamples(
     if (!(i >= 0 && i < items)) throw new RangeError(`event ${e} names item ${i} of ${items}`);
     offsets[u + 1] = (offsets[u + 1] as number) + 1;
   }
-  for (let u = 0; u < users; u++) offsets[u + 1] = (offsets[u + 1] as number) + (offsets[u] as number);
+  for (let u = 0; u < users; u++)
+    offsets[u + 1] = (offsets[u + 1] as number) + (offsets[u] as number);
   const next = offsets.slice(0, users);
   const grouped = new Int32Array(n);
   const userOf = new Int32Array(n);

@@ -47,7 +47,10 @@ export interface ItemFeatures {
 export function tagWidth(items: ItemTable): number {
   let widest = 0;
   for (let i = 0; i < items.ids.length; i++) {
-    widest = Math.max(widest, (items.tagOffsets[i + 1] as number) - (items.tagOffsets[i] as number));
+    widest = Math.max(
+      widest,
+      (items.tagOffsets[i + 1] as number) - (items.tagOffsets[i] as number),
+    );
   }
   return Math.max(1, Math.min(MAX_TAGS, widest));
 }

@@ -48,8 +48,17 @@ export function shapeFor(
   layers: { dims: number; hiddenUnits: number; historyLength: number },
 ): TwoTowerShape {
   return {
-    ...layers,
-    ...sizes,
+    dims: layers.dims,
+    hiddenUnits: layers.hiddenUnits,
+    historyLength: layers.historyLength,
+    users: sizes.users,
+    items: sizes.items,
+    categories: sizes.categories,
+    tags: sizes.tags,
+    ageBands: sizes.ageBands,
+    countries: sizes.countries,
+    devices: sizes.devices,
+    maxTags: sizes.maxTags,
     idDims: layers.dims,
     sideDims: Math.max(4, Math.round(layers.dims / 4)),
     ageBuckets: AGE_BUCKETS,
@@ -160,20 +169,24 @@ export class TwoTowerModel {
 
   /**
    * Makes every id row that training never updated read like the unknown row, so a user or item
-   * the model never learned is encoded like a cold-start one rather than from random values.
+   * the model never learned is encoded like a cold-start one rather than from random values; and
+   * zeroes the history rows training never read (and the history's unknown row), so such an item
+   * in a history adds nothing rather than noise.
    */
-  foldUntrained(trained: {
-    users: Uint8Array;
-    items: Uint8Array;
-    historyItems: Uint8Array;
-  }): void {
+  foldUntrained(trained: { users: Uint8Array; items: Uint8Array; historyItems: Uint8Array }): void {
     const fold = (table: EmbeddingTable, seen: Uint8Array): void => {
       for (let r = 0; r < table.vocab; r++) if (seen[r] !== 1) table.copyRow(table.vocab, r);
     };
     const [userId, , , , history] = this.user.tables;
     const [itemId] = this.item.tables;
     if (userId !== undefined) fold(userId, trained.users);
-    if (history !== undefined) fold(history, trained.historyItems);
+    if (history !== undefined) {
+      const d = history.dims;
+      for (let r = 0; r <= history.vocab; r++) {
+        if (r === history.vocab || trained.historyItems[r] !== 1)
+          history.weights.fill(0, r * d, r * d + d);
+      }
+    }
     if (itemId !== undefined) fold(itemId, trained.items);
   }
 }

@@ -126,9 +126,7 @@ function valueInfo(sig: TensorSignature): OnnxTypes.IValueInfoProto {
     type: {
       tensorType: {
         elemType:
-          sig.dtype === 'int64'
-            ? onnx.TensorProto.DataType.INT64
-            : onnx.TensorProto.DataType.FLOAT,
+          sig.dtype === 'int64' ? onnx.TensorProto.DataType.INT64 : onnx.TensorProto.DataType.FLOAT,
         shape: {
           dim: sig.shape.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })),
         },
@@ -152,7 +150,8 @@ function towerModel(
   tower.features.forEach((feature, f) => {
     const table = tower.tables[f];
     const source = sources[f];
-    if (table === undefined || source === undefined) throw new Error(`no source for ${feature.name}`);
+    if (table === undefined || source === undefined)
+      throw new Error(`no source for ${feature.name}`);
     const weights = g.floatTensor(table.name, table.weights, [table.rows, table.dims]);
     if (source.kind === 'single') {
       parts.push(g.node('Gather', [weights, source.input], [intAttr('axis', 0)]));

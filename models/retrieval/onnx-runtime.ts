@@ -20,7 +20,11 @@ const SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {
 };
 
 function int64(values: Int32Array, dims: readonly number[]): ort.Tensor {
-  return new ort.Tensor('int64', BigInt64Array.from(values, (v) => BigInt(v)), dims);
+  return new ort.Tensor(
+    'int64',
+    BigInt64Array.from(values, (v) => BigInt(v)),
+    dims,
+  );
 }
 
 function float32(values: Float32Array, dims: readonly number[]): ort.Tensor {

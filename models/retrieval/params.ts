@@ -116,7 +116,8 @@ export class EmbeddingTable {
     }
     const o = slot * d;
     const grads = this.grads;
-    for (let j = 0; j < d; j++) grads[o + j] = (grads[o + j] as number) + scale * (g[go + j] as number);
+    for (let j = 0; j < d; j++)
+      grads[o + j] = (grads[o + j] as number) + scale * (g[go + j] as number);
   }
 
   /** The gradient collected for `row` since the last step (zeros when untouched); for tests. */

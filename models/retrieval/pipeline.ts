@@ -58,8 +58,7 @@ export async function trainRetrievalPipeline(
     {
       dataset,
       events: train,
-      referenceTime:
-        input.split.cutoff ?? (train.length > 0 ? (train.ts[train.length - 1] as number) : NaN),
+      referenceTime: input.split.cutoff ?? train.ts[train.length - 1] ?? NaN,
     },
     {
       ...input.options,

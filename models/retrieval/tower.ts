@@ -60,7 +60,9 @@ export class Tower {
     Ctor: VecConstructor,
   ) {
     this.Ctor = Ctor;
-    this.tables = features.map((f) => new EmbeddingTable(`${name}.${f.name}`, f.vocab, f.dims, Ctor));
+    this.tables = features.map(
+      (f) => new EmbeddingTable(`${name}.${f.name}`, f.vocab, f.dims, Ctor),
+    );
     this.inputDims = features.reduce((sum, f) => sum + f.dims, 0);
     this.w1 = new DenseParam(`${name}.dense1.weight`, [this.inputDims, hidden], Ctor);
     this.b1 = new DenseParam(`${name}.dense1.bias`, [hidden], Ctor);
@@ -68,7 +70,11 @@ export class Tower {
     this.b2 = new DenseParam(`${name}.dense2.bias`, [dims], Ctor);
   }
 
-  /** Embeddings N(0, 1/√dims); He init for the ReLU layer, Glorot for the output layer. */
+  /**
+   * Embeddings N(0, 1/√dims), the unknown rows too: an all-zero input (no id, no profile, no
+   * history) would put the ReLU exactly on its kink and the output at the zero vector, where the
+   * normalisation's gradient explodes. He init for the ReLU layer, Glorot for the output layer.
+   */
   init(rng: Rng): void {
     for (const table of this.tables) table.initNormal(rng, 1 / Math.sqrt(table.dims));
     this.w1.initNormal(rng, Math.sqrt(2 / this.inputDims));
@@ -214,7 +220,12 @@ function scatter(
     for (let i = 0; i < width; i++) {
       const m = mask[r * width + i] as number;
       if (m === 0) continue;
-      table.addGrad(table.row(values.index[r * width + i] as number), dx, r * stride + offset, m * inv);
+      table.addGrad(
+        table.row(values.index[r * width + i] as number),
+        dx,
+        r * stride + offset,
+        m * inv,
+      );
     }
   }
 }

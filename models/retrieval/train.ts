@@ -6,7 +6,13 @@
 import type { Dataset, EventTable } from '../data/types.js';
 import { buildExamples, PositiveEvents } from './examples.js';
 import type { TrainingExamples } from './examples.js';
-import { buildItemFeatures, emptyUserBatch, itemBatch, tagWidth, userProfiles } from './features.js';
+import {
+  buildItemFeatures,
+  emptyUserBatch,
+  itemBatch,
+  tagWidth,
+  userProfiles,
+} from './features.js';
 import type { ItemFeatures } from './features.js';
 import { inBatchSoftmax } from './loss.js';
 import { shapeFor, TwoTowerModel } from './model.js';
@@ -39,11 +45,17 @@ export interface TwoTowerTrainOptions {
    */
   userIdDropout?: number;
   /**
-   * Share of examples shown as a brand-new user: no id and an empty history (the profile stays),
+   * Share of each batch shown as brand-new users: no id and an empty history (the profile stays),
    * so the cold-start query learns what users want before the model knows anything of them.
-   * @default 0.1
+   * These examples are drawn with `coldHalfLifeDays`. @default 0.1
    */
   coldStartShare?: number;
+  /**
+   * Recency half-life of the simulated new users' examples and of the popularity bucket: how fast
+   * popularity goes stale (`choosePopularityHalfLife` measures it on the data). 0 weighs every
+   * example the same. @default recencyHalfLifeDays
+   */
+  coldHalfLifeDays?: number;
   /** Share of positives whose item id is replaced by "unknown" (fresh items). @default 0.05 */
   itemIdDropout?: number;
   /**
@@ -67,7 +79,9 @@ export interface TwoTowerTrainOptions {
   onEpoch?: (progress: EpochProgress) => void;
 }
 
-export interface ResolvedTwoTowerTrainOptions extends Required<Omit<TwoTowerTrainOptions, 'onEpoch'>> {
+export interface ResolvedTwoTowerTrainOptions extends Required<
+  Omit<TwoTowerTrainOptions, 'onEpoch'>
+> {
   onEpoch: ((progress: EpochProgress) => void) | undefined;
 }
 
@@ -158,6 +172,10 @@ export function resolveTwoTowerTrainOptions(
     itemIdDropout: share('itemIdDropout', options.itemIdDropout ?? 0.05),
     profileDropout: share('profileDropout', options.profileDropout ?? 0.1),
     recencyHalfLifeDays: nonNegative('recencyHalfLifeDays', options.recencyHalfLifeDays ?? 0),
+    coldHalfLifeDays: nonNegative(
+      'coldHalfLifeDays',
+      options.coldHalfLifeDays ?? options.recencyHalfLifeDays ?? 0,
+    ),
     positives,
     precision: options.precision ?? 'float32',
     onEpoch: options.onEpoch,
@@ -178,11 +196,13 @@ export function trainTwoTower(
 
   const ex = buildExamples(events, userCount, itemCount, opts.positives);
   if (ex.examples.length < 2) throw new RangeError('training needs at least two positive events');
-  const referenceTime =
-    data.referenceTime ?? (events.length > 0 ? (events.ts[events.length - 1] as number) : NaN);
+  const referenceTime: number = data.referenceTime ?? events.ts[events.length - 1] ?? NaN;
   const weights = recencyWeights(ex, referenceTime, opts.recencyHalfLifeDays);
-  const itemWeight = weightedItemCounts(ex, weights, itemCount);
-  const itemFeatures = buildItemFeatures(items, itemWeight, referenceTime, tagWidth(items));
+  const coldWeights = recencyWeights(ex, referenceTime, opts.coldHalfLifeDays);
+  const mainShare = weightedItemCounts(ex, weights, itemCount);
+  const coldShare = weightedItemCounts(ex, coldWeights, itemCount);
+  // The popularity bucket reads "how popular now": counts weighted like the new users' draws.
+  const itemFeatures = buildItemFeatures(items, coldShare, referenceTime, tagWidth(items));
   const profiles = userProfiles(users);
   const shape = shapeFor(
     {
@@ -204,21 +224,19 @@ export function trainTwoTower(
     epsilon: 1e-10,
   };
   const total = ex.examples.length;
-  let weightSum = 0;
-  let minWeight = Infinity;
-  for (let i = 0; i < itemCount; i++) {
-    const w = itemWeight[i] as number;
-    weightSum += w;
-    if (w > 0 && w < minWeight) minWeight = w;
-  }
-  const logFreq = new Float64Array(itemCount);
-  for (let i = 0; i < itemCount; i++) {
-    logFreq[i] = Math.log(Math.max(itemWeight[i] as number, minWeight) / weightSum);
-  }
+  const batchSize = Math.min(opts.batchSize, total);
+  const coldPerBatch = Math.round(opts.coldStartShare * batchSize);
+  const mainPerBatch = batchSize - coldPerBatch;
+  // The items of a batch come from a mixture of the two draws: that mixture is what logQ corrects.
+  const logFreq = logSamplingFrequency(mainShare, coldShare, coldPerBatch / batchSize);
   const cumulative = weights === undefined ? undefined : cumulativeSum(weights);
+  const coldCumulative = cumulativeSum(coldWeights ?? new Float64Array(total).fill(1));
+  const steps = Math.floor(total / batchSize);
 
   const rng = new Rng(opts.seed + 1);
   const order = Int32Array.from(ex.examples);
+  const coldOrder = new Int32Array(steps * coldPerBatch);
+  const batch = new Int32Array(batchSize);
   const trained = {
     users: new Uint8Array(userCount),
     items: new Uint8Array(itemCount),
@@ -226,17 +244,18 @@ export function trainTwoTower(
   };
   const column = new Int32Array(itemCount).fill(-1);
   const epochs: EpochProgress[] = [];
-  const batchSize = Math.min(opts.batchSize, total);
 
   for (let epoch = 1; epoch <= opts.epochs; epoch++) {
     const epochStart = performance.now();
     if (cumulative === undefined) rng.shuffle(order);
     else drawWeighted(ex.examples, cumulative, order, rng);
+    drawWeighted(ex.examples, coldCumulative, coldOrder, rng);
     let lossSum = 0;
-    let steps = 0;
     // The last partial batch is dropped: fewer in-batch negatives would make a noisier step.
-    for (let start = 0; start + batchSize <= total; start += batchSize) {
-      lossSum += trainStep(model, ex, order.subarray(start, start + batchSize), {
+    for (let step = 0; step < steps; step++) {
+      batch.set(order.subarray(step * mainPerBatch, (step + 1) * mainPerBatch));
+      batch.set(coldOrder.subarray(step * coldPerBatch, (step + 1) * coldPerBatch), mainPerBatch);
+      lossSum += trainStep(model, ex, batch, mainPerBatch, {
         itemFeatures,
         profiles,
         logFreq: opts.logqCorrection ? logFreq : undefined,
@@ -246,7 +265,6 @@ export function trainTwoTower(
         adagrad,
         trained,
       });
-      steps++;
     }
     const seconds = (performance.now() - epochStart) / 1000;
     const progress: EpochProgress = {
@@ -291,11 +309,15 @@ interface StepContext {
   trained: { users: Uint8Array; items: Uint8Array; historyItems: Uint8Array };
 }
 
-/** One Adagrad step on the examples at positions `batch`; returns the batch's loss. */
+/**
+ * One Adagrad step on the examples at positions `batch`, those from `coldFrom` on shown as
+ * brand-new users; returns the batch's loss.
+ */
 function trainStep(
   model: TwoTowerModel,
   ex: TrainingExamples,
   batch: Int32Array,
+  coldFrom: number,
   ctx: StepContext,
 ): number {
   const { opts, rng, column, trained } = ctx;
@@ -309,7 +331,7 @@ function trainStep(
     const u = ex.userOf[p] as number;
     const item = ex.items[p] as number;
     trained.users[u] = 1;
-    const cold = rng.next() < opts.coldStartShare;
+    const cold = r >= coldFrom;
     users.userIndex[r] = cold || rng.next() < opts.userIdDropout ? -1 : u;
     for (let c = 0; c < 3; c++) {
       users.profile[r * 3 + c] =
@@ -384,6 +406,32 @@ function weightedItemCounts(
     out[item] = (out[item] as number) + (weights[k] as number);
   });
   return out;
+}
+
+/**
+ * Log of each item's probability of being a batch's positive when a share `coldShare` of the
+ * batch is drawn by `coldCounts` and the rest by `mainCounts` (weighted counts per item).
+ */
+function logSamplingFrequency(
+  mainCounts: Float64Array,
+  coldCounts: Float64Array,
+  coldShare: number,
+): Float64Array {
+  const sum = (a: Float64Array): number => a.reduce((s, v) => s + v, 0);
+  const main = sum(mainCounts);
+  const cold = sum(coldCounts);
+  const q = new Float64Array(mainCounts.length);
+  let floor = Infinity;
+  for (let i = 0; i < q.length; i++) {
+    const p =
+      ((1 - coldShare) * (mainCounts[i] as number)) / main +
+      (coldShare * (coldCounts[i] as number)) / cold;
+    q[i] = p;
+    if (p > 0 && p < floor) floor = p;
+  }
+  // Items never drawn never reach a batch; the floor only keeps their log finite.
+  for (let i = 0; i < q.length; i++) q[i] = Math.log(Math.max(q[i] as number, floor));
+  return q;
 }
 
 function cumulativeSum(values: Float64Array): Float64Array {

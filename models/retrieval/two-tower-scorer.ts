@@ -48,7 +48,10 @@ export class TwoTowerScorer implements RetrievalScorer {
   }
 
   /** A scorer of a freshly trained model (encodes the catalogue once). */
-  static fromTrained(trained: TrainedTwoTower, options: TwoTowerScorerOptions = {}): TwoTowerScorer {
+  static fromTrained(
+    trained: TrainedTwoTower,
+    options: TwoTowerScorerOptions = {},
+  ): TwoTowerScorer {
     return new TwoTowerScorer(trained.model, encodeCatalogue(trained.model, trained.itemFeatures), {
       profiles: trained.profiles,
       ...options,
@@ -57,7 +60,9 @@ export class TwoTowerScorer implements RetrievalScorer {
 
   /** User embeddings `[queries × dims]`. */
   encodeUsers(queries: readonly UserQuery[]): Vec {
-    return this.model.encodeUsers(userBatch(queries, this.model.shape.historyLength, this.profiles));
+    return this.model.encodeUsers(
+      userBatch(queries, this.model.shape.historyLength, this.profiles),
+    );
   }
 
   scoreBatch(queries: readonly UserQuery[]): Float32Array {

@@ -30,6 +30,14 @@ export const LogLevel = {
 } as const;
 export type LogLevel = (typeof LogLevel)[keyof typeof LogLevel];
 
+/** Distance of the item index: inner product (normalised embeddings), cosine, squared L2. */
+export const IndexMetric = {
+  InnerProduct: 'ip',
+  Cosine: 'cos',
+  L2Squared: 'l2sq',
+} as const;
+export type IndexMetric = (typeof IndexMetric)[keyof typeof IndexMetric];
+
 /** One NATS subject token, as accepted by `runtime/subjects.ts`. */
 const TOKEN_PATTERN = '^[A-Za-z0-9_-]+$';
 
@@ -273,6 +281,38 @@ const RetrievalSchema = section('The two-tower retrieval model and its training 
   seed: int(0, 2_147_483_647, 42, 'Seed of initialisation and shuffling: same seed, same model.'),
 });
 
+const ItemsSchema = section(
+  'The item index: shards, HNSW parameters, search limits, live updates.',
+  {
+    shards: int(1, 1024, 1, 'Shards S of the item index; items go to shard fnv1a32(item id) % S.'),
+    metric: Type.Optional(
+      Type.Union(
+        [
+          Type.Literal(IndexMetric.InnerProduct),
+          Type.Literal(IndexMetric.Cosine),
+          Type.Literal(IndexMetric.L2Squared),
+        ],
+        {
+          default: IndexMetric.InnerProduct,
+          description:
+            'ip: inner product (the towers emit normalised embeddings); cos: cosine; l2sq: squared Euclidean.',
+        },
+      ),
+    ),
+    connectivity: int(2, 128, 16, 'HNSW links per node (M): more is better recall, more memory.'),
+    expansion_add: int(8, 4096, 128, 'HNSW candidate list while building (efConstruction).'),
+    expansion_search: int(8, 4096, 64, 'HNSW candidate list while searching (ef).'),
+    max_k: int(1, 10_000, 1000, 'Largest k a search may ask of one shard.'),
+    workers: int(1, 64, 2, 'Worker threads per shard actor, each with its own view of the index.'),
+    compaction_threshold: int(
+      1,
+      10_000_000,
+      10_000,
+      'Items in the mutable delta (upserts and deletes) that start a compaction into a new base file.',
+    ),
+  },
+);
+
 /** The whole configuration file. */
 export const ConfigSchema = Type.Object(
   {
@@ -286,6 +326,7 @@ export const ConfigSchema = Type.Object(
     metrics: MetricsSchema,
     data: DataSchema,
     retrieval: RetrievalSchema,
+    items: ItemsSchema,
   },
   {
     additionalProperties: false,
@@ -493,6 +534,26 @@ export interface RetrievalConfig {
   seed: number;
 }
 
+/** The item index: shards, HNSW parameters, search limits, live updates. */
+export interface ItemsConfig {
+  /** Shards of the item index. @default 1 */
+  shards: number;
+  /** @default 'ip' */
+  metric: IndexMetric;
+  /** HNSW links per node. @default 16 */
+  connectivity: number;
+  /** HNSW candidate list while building. @default 128 */
+  expansionAdd: number;
+  /** HNSW candidate list while searching. @default 64 */
+  expansionSearch: number;
+  /** Largest k of one shard search. @default 1000 */
+  maxK: number;
+  /** Worker threads per shard actor. @default 2 */
+  workers: number;
+  /** Delta size that starts a compaction. @default 10000 */
+  compactionThreshold: number;
+}
+
 export interface ResolvedConfig {
   deployment: DeploymentConfig;
   nats: NatsConfig;
@@ -504,6 +565,7 @@ export interface ResolvedConfig {
   metrics: MetricsConfig;
   data: DataConfig;
   retrieval: RetrievalConfig;
+  items: ItemsConfig;
 }
 
 // Compile-time guard: the hand-written interfaces above must be exactly the schema with camelCase

@@ -58,7 +58,10 @@ export function plantedWorld(options: PlantedWorldOptions = {}): PlantedWorld {
   const random = rng(options.seed ?? 7);
   const category = Int32Array.from({ length: items }, (_, i) => i % categories);
   // Zipf-like weights: item i is the (i / categories)-th most popular of its category.
-  const weight = Float64Array.from({ length: items }, (_, i) => 1 / (1 + Math.floor(i / categories)));
+  const weight = Float64Array.from(
+    { length: items },
+    (_, i) => 1 / (1 + Math.floor(i / categories)),
+  );
   const byCategory = Array.from({ length: categories }, (_, c) =>
     Array.from({ length: items }, (_, i) => i).filter((i) => category[i] === c),
   );

@@ -9,10 +9,11 @@ import { stopAllServers } from '../helpers/servers.js';
 import { removeTempDirs, stopAllChildren } from './processes.js';
 import { describeMachine, formatText, writeReport } from './report.js';
 import type { Benchmark, BenchOptions } from './report.js';
+import { retrievalTowerBenchmark } from './retrieval-tower.js';
 import { runtimeBenchmark } from './runtime.js';
 
 /** Every benchmark, in the order `npm run bench` runs them. */
-const BENCHMARKS: readonly Benchmark[] = [runtimeBenchmark];
+const BENCHMARKS: readonly Benchmark[] = [runtimeBenchmark, retrievalTowerBenchmark];
 
 const DEFAULT_OUT_DIR = '.bench';
 

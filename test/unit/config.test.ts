@@ -52,6 +52,16 @@ const DEFAULTS: ResolvedConfig = {
     logqCorrection: true,
     seed: 42,
   },
+  items: {
+    shards: 1,
+    metric: 'ip',
+    connectivity: 16,
+    expansionAdd: 128,
+    expansionSearch: 64,
+    maxK: 1000,
+    workers: 2,
+    compactionThreshold: 10_000,
+  },
 };
 
 /** Runs `fn`, expecting a ConfigError, and returns it. */
@@ -213,7 +223,7 @@ describe('unknown keys', () => {
     const err = rejects({ runtim: {} });
     expect(err.path).toBe('runtim');
     expect(err.message).toBe(
-      'runtim: unknown key (expected one of: deployment, nats, redis, runtime, placement, host, log, metrics, data, retrieval)',
+      'runtim: unknown key (expected one of: deployment, nats, redis, runtime, placement, host, log, metrics, data, retrieval, items)',
     );
   });
 

@@ -54,14 +54,7 @@ const TEMPERATURE = 0.5;
 function loss(model: TwoTowerModel, backward: boolean): number {
   const userAct = model.user.forward(model.userInputs(USERS), USERS.size);
   const itemAct = model.item.forward(model.itemInputs(ITEMS), ITEMS.size);
-  const result = inBatchSoftmax(
-    userAct.out,
-    itemAct.out,
-    TARGET,
-    SHAPE.dims,
-    TEMPERATURE,
-    LOG_Q,
-  );
+  const result = inBatchSoftmax(userAct.out, itemAct.out, TARGET, SHAPE.dims, TEMPERATURE, LOG_Q);
   if (backward) {
     model.user.backward(userAct, result.dUsers);
     model.item.backward(itemAct, result.dItems);

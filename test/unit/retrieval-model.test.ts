@@ -18,7 +18,10 @@ const OPTIONS: TwoTowerTrainOptions = {
 
 const world = plantedWorld();
 const { dataset, split } = world;
-const trained = trainTwoTower({ dataset, events: split.train, referenceTime: split.cutoff }, OPTIONS);
+const trained = trainTwoTower(
+  { dataset, events: split.train, referenceTime: split.cutoff },
+  OPTIONS,
+);
 const scorer = TwoTowerScorer.fromTrained(trained);
 const itemCount = dataset.items.ids.length;
 

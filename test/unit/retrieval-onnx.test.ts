@@ -7,7 +7,11 @@ import { loadRetrievalArtifact } from '../../models/retrieval/artifact.js';
 import { emptyUserBatch, itemBatch, userBatch } from '../../models/retrieval/features.js';
 import { exportTowers } from '../../models/retrieval/onnx-export.js';
 import { checkExport, OnnxItemTower, OnnxUserTower } from '../../models/retrieval/onnx-runtime.js';
-import { sampleItems, sampleQueries, trainRetrievalPipeline } from '../../models/retrieval/pipeline.js';
+import {
+  sampleItems,
+  sampleQueries,
+  trainRetrievalPipeline,
+} from '../../models/retrieval/pipeline.js';
 import { encodeCatalogue, trainTwoTower } from '../../models/retrieval/train.js';
 import { TwoTowerScorer } from '../../models/retrieval/two-tower-scorer.js';
 import { plantedWorld } from '../helpers/retrieval-world.js';
@@ -17,7 +21,8 @@ const TOLERANCE = 1e-5;
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   expect(a.length).toBe(b.length);
   let max = 0;
-  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs((a[i] as number) - (b[i] as number)));
+  for (let i = 0; i < a.length; i++)
+    max = Math.max(max, Math.abs((a[i] as number) - (b[i] as number)));
   return max;
 }
 
@@ -38,7 +43,11 @@ describe('ONNX export of the towers', () => {
     const exported = exportTowers(model);
     const queries = [
       ...sampleQueries(world.split.train, world.dataset.users.ids.length, 5),
-      { userIndex: -1, history: new Int32Array(0), profile: { ageBand: 1, country: -1, device: 0 } },
+      {
+        userIndex: -1,
+        history: new Int32Array(0),
+        profile: { ageBand: 1, country: -1, device: 0 },
+      },
     ];
     const users = userBatch(queries, 5, profiles);
     const userTower = await OnnxUserTower.load(exported.userTower, 5, profiles);

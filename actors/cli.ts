@@ -1,0 +1,140 @@
+/**
+ * Commands of the actors layer. `recsys index` builds the item index from a retrieval model's item
+ * embeddings: S per-shard usearch files and manifests under `<data.dir>/indexes/<model version>/`,
+ * which the `items` actors then serve.
+ */
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+
+import { InvalidArgumentError } from 'commander';
+import type { Command } from 'commander';
+
+import { ProgressBar } from '../models/data/progress.js';
+import { RetrievalArtifactError, readRetrievalManifest } from '../models/retrieval/artifact.js';
+import { CONFIG_FILE_ENV_VAR, defaultConfigPath, loadConfig } from '../runtime/config/index.js';
+import { ConfigError } from '../runtime/errors.js';
+import { IndexFileError, buildShards } from './item-shard/index-file.js';
+import type { ShardManifest } from './item-shard/index-file.js';
+
+export interface IndexFlags {
+  model: string;
+  shards?: number;
+  out?: string;
+  config?: string;
+  progress?: boolean;
+}
+
+export interface IndexRunResult {
+  readonly dir: string;
+  readonly modelVersion: string;
+  readonly manifests: readonly ShardManifest[];
+  readonly seconds: number;
+}
+
+/** The folder an index of `modelVersion` is written to by default. */
+export function indexDirFor(dataDir: string, modelVersion: string): string {
+  return join(dataDir, 'indexes', modelVersion);
+}
+
+/** Reads the model's item embeddings and writes the sharded index, as the flags say. */
+export async function runIndex(
+  flags: IndexFlags,
+  env: Record<string, string | undefined> = process.env,
+): Promise<IndexRunResult> {
+  const config = loadConfig({
+    path: flags.config ?? env[CONFIG_FILE_ENV_VAR] ?? defaultConfigPath(),
+    env,
+  });
+  const modelDir = resolve(flags.model);
+  const manifest = await readRetrievalManifest(modelDir);
+  const [rows, dims] = manifest.itemEmbeddings.shape;
+  const embeddingsPath = join(modelDir, manifest.itemEmbeddings.file);
+  const raw = await readFile(embeddingsPath);
+  if (raw.byteLength !== rows * dims * 4) {
+    throw new RetrievalArtifactError(embeddingsPath, `expected ${rows} × ${dims} float32 values`);
+  }
+  // Copy into an aligned buffer (a Buffer from readFile may share a pool at any offset).
+  const vectors = new Float32Array(rows * dims);
+  new Uint8Array(vectors.buffer).set(raw);
+  const idsPath = join(modelDir, manifest.ids.items);
+  const ids = JSON.parse(await readFile(idsPath, 'utf8')) as unknown;
+  if (!Array.isArray(ids) || ids.length !== rows || !ids.every((id) => typeof id === 'string')) {
+    throw new RetrievalArtifactError(idsPath, `expected ${rows} item ids`);
+  }
+  const dir = resolve(flags.out ?? indexDirFor(config.data.dir, manifest.version));
+  const progress =
+    flags.progress === false ? undefined : new ProgressBar({ label: 'index', total: rows });
+  const started = performance.now();
+  const manifests = await buildShards({
+    vectors,
+    dims,
+    ids,
+    shards: flags.shards ?? config.items.shards,
+    params: {
+      metric: config.items.metric,
+      connectivity: config.items.connectivity,
+      expansionAdd: config.items.expansionAdd,
+      expansionSearch: config.items.expansionSearch,
+    },
+    modelVersion: manifest.version,
+    dir,
+    ...(progress === undefined
+      ? {}
+      : { onProgress: (done: number) => progress.update(done, 'items') }),
+  });
+  progress?.finish('items');
+  return {
+    dir,
+    modelVersion: manifest.version,
+    manifests,
+    seconds: (performance.now() - started) / 1000,
+  };
+}
+
+function positiveInteger(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 1024) {
+    throw new InvalidArgumentError(`expected an integer in 1..1024, got ${value}`);
+  }
+  return n;
+}
+
+function fail(err: unknown): void {
+  const message = err instanceof Error ? err.message : String(err);
+  process.stderr.write(`recsys: ${message}\n`);
+  process.exitCode =
+    err instanceof ConfigError ||
+    err instanceof RetrievalArtifactError ||
+    err instanceof IndexFileError
+      ? 2
+      : 1;
+}
+
+/** Adds `recsys index`. */
+export function registerIndexCommand(program: Command): void {
+  program
+    .command('index')
+    .description(
+      "Build the item index from a retrieval model's item embeddings: one usearch HNSW file per shard",
+    )
+    .requiredOption('--model <dir>', 'a two-tower artifact folder (from `recsys train retrieval`)')
+    .option('--shards <S>', 'shards (default: items.shards)', positiveInteger)
+    .option('--out <dir>', 'output folder (default: <data.dir>/indexes/<model version>)')
+    .option('-c, --config <path>', 'config file (default: $RECSYS_CONFIG or configs/config.yaml)')
+    .option('--no-progress', 'no progress bar on stderr')
+    .action(async (flags: IndexFlags) => {
+      try {
+        const result = await runIndex(flags);
+        for (const m of result.manifests) {
+          process.stdout.write(
+            `shard ${m.shard}/${m.shards}: ${m.count} items, ${m.dims} dims, ${m.metric}, ${m.buildSeconds.toFixed(2)} s\n`,
+          );
+        }
+        process.stdout.write(
+          `wrote ${result.dir} (model ${result.modelVersion}) in ${result.seconds.toFixed(2)} s\n`,
+        );
+      } catch (err) {
+        fail(err);
+      }
+    });
+}

@@ -1,0 +1,28 @@
+/**
+ * The item-shard actor kind and its index files: the public API of this folder.
+ */
+export {
+  itemShardKind,
+  resolveItemShardKindOptions,
+  ItemShardActor,
+  type ItemShardKindOptions,
+  type ResolvedItemShardKindOptions,
+} from './actor.js';
+export {
+  buildShards,
+  openShard,
+  readShardManifest,
+  shardFiles,
+  shardOf,
+  IndexFileError,
+  SHARD_MANIFEST_FORMAT,
+  type BuildShardsInput,
+  type HnswParams,
+  type OpenShard,
+  type ShardFiles,
+  type ShardItems,
+  type ShardManifest,
+} from './index-file.js';
+export * from './messages.js';
+export { SearchPool, resolveWorkerFile, type SearchPoolOptions, type WorkerFile } from './pool.js';
+export { exactScore, scoreOf, searchShard, type ShardQuery } from './shard-search.js';

@@ -1,0 +1,231 @@
+/**
+ * The item-shard protocol. Shard `s` of the item index answers on `<prefix>.items.<s>.<op>`; every
+ * replica of a shard joins the queue group `<prefix>.items.<s>`.
+ *
+ * | op       | request                                                        | reply                                       |
+ * | -------- | -------------------------------------------------------------- | ------------------------------------------- |
+ * | `search` | `{vector: f32[dims], k, exclude?: item ids, categories?: [..]}` | `{items: [{item_id, score}], shard, index_version}` best first |
+ * | `upsert` | `{items: [{item_id, vector: f32[dims], category?}]}`           | `{upserted, delta}`                         |
+ * | `delete` | `{item_ids: [..]}`                                             | `{deleted, tombstones}`                     |
+ * | `stats`  | `{}`                                                           | {@link ShardStats}                          |
+ *
+ * Vectors travel as raw float32 bytes (the codec's frame), never as JSON numbers. A score is larger
+ * for a better match: the inner product or cosine similarity, or the negated squared distance.
+ * Every malformed request is answered with `bad_request` naming the field (`vector`, `k`,
+ * `exclude[3]`, `items[0].vector`, ...).
+ */
+import { BadRequestError } from '../../runtime/errors.js';
+
+/** The actor kind's name: its subject token and its service name (`<prefix>-items`). */
+export const ITEMS_KIND = 'items';
+
+export interface SearchRequest {
+  /** The query embedding, exactly the index's dimensions, every component finite. */
+  vector: Float32Array;
+  /** How many items to return, 1..`items.max_k`. */
+  k: number;
+  /** Item ids never to return (items the user has seen). */
+  exclude?: string[];
+  /** When given, only items whose category is listed. */
+  categories?: string[];
+}
+
+export interface ScoredItem {
+  item_id: string;
+  score: number;
+}
+
+export interface SearchReply {
+  /** Best first; fewer than `k` when the filters leave fewer. */
+  items: ScoredItem[];
+  shard: number;
+  index_version: string;
+}
+
+export interface UpsertItem {
+  item_id: string;
+  vector: Float32Array;
+  category?: string;
+}
+
+export interface UpsertRequest {
+  items: UpsertItem[];
+}
+
+export interface UpsertReply {
+  upserted: number;
+  /** Items now held in the mutable delta. */
+  delta: number;
+}
+
+export interface DeleteRequest {
+  item_ids: string[];
+}
+
+export interface DeleteReply {
+  /** Ids that named a live item. */
+  deleted: number;
+  tombstones: number;
+}
+
+export interface ShardStats {
+  shard: number;
+  /** Live items: base minus tombstones, plus the delta's new items. */
+  vectors: number;
+  base_vectors: number;
+  delta: number;
+  tombstones: number;
+  dims: number;
+  metric: string;
+  index_version: string;
+  model_version: string;
+  workers: number;
+}
+
+export type ItemShardProtocol = {
+  search: { request: SearchRequest; reply: SearchReply };
+  upsert: { request: UpsertRequest; reply: UpsertReply };
+  delete: { request: DeleteRequest; reply: DeleteReply };
+  stats: { request: Record<string, never>; reply: ShardStats };
+};
+
+/** Longest item id accepted, in UTF-16 code units. */
+export const MAX_ITEM_ID_LENGTH = 256;
+/** Most ids one `search` may exclude, or one `upsert`/`delete` may carry. */
+export const MAX_LIST_LENGTH = 10_000;
+
+/**
+ * What the validators need to know about the shard they guard. `dims` is known only once the index
+ * is open; before that the validators check everything else and the actor checks the dimensions.
+ */
+export interface ShardLimits {
+  dims: number | undefined;
+  maxK: number;
+}
+
+function object(payload: unknown, field = 'payload'): Record<string, unknown> {
+  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
+    throw new BadRequestError(field, 'must be a JSON object');
+  }
+  return payload as Record<string, unknown>;
+}
+
+function onlyKeys(record: Record<string, unknown>, allowed: readonly string[], at = ''): void {
+  for (const key of Object.keys(record)) {
+    if (!allowed.includes(key)) {
+      throw new BadRequestError(
+        `${at}${key}`,
+        `unknown field (expected one of: ${allowed.join(', ')})`,
+      );
+    }
+  }
+}
+
+// Control characters would make an id unprintable in logs and ambiguous in tools.
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+/** Throws unless `value` is a well-formed item id. */
+export function itemId(value: unknown, field: string): string {
+  if (typeof value !== 'string') throw new BadRequestError(field, 'must be a string item id');
+  if (value.length === 0 || value.length > MAX_ITEM_ID_LENGTH) {
+    throw new BadRequestError(field, `must be 1..${MAX_ITEM_ID_LENGTH} characters`);
+  }
+  if (CONTROL.test(value)) throw new BadRequestError(field, 'must not contain control characters');
+  return value;
+}
+
+function stringList(
+  value: unknown,
+  field: string,
+  element: (v: unknown, f: string) => string,
+): string[] {
+  if (!Array.isArray(value)) throw new BadRequestError(field, 'must be an array of strings');
+  if (value.length > MAX_LIST_LENGTH) {
+    throw new BadRequestError(field, `must hold at most ${MAX_LIST_LENGTH} entries`);
+  }
+  return value.map((v, i) => element(v, `${field}[${i}]`));
+}
+
+function category(value: unknown, field: string): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_ITEM_ID_LENGTH) {
+    throw new BadRequestError(field, `must be a string of 1..${MAX_ITEM_ID_LENGTH} characters`);
+  }
+  return value;
+}
+
+/** Throws unless `value` is a Float32Array of `dims` (when known) finite components. */
+export function vector(value: unknown, field: string, dims: number | undefined): Float32Array {
+  if (!(value instanceof Float32Array)) {
+    throw new BadRequestError(field, 'must be a float32 vector (sent as raw bytes)');
+  }
+  if (dims === undefined ? value.length === 0 : value.length !== dims) {
+    if (dims === undefined) throw new BadRequestError(field, 'must not be empty');
+    throw new BadRequestError(field, `must have ${dims} dimensions, got ${value.length}`);
+  }
+  for (let i = 0; i < value.length; i++) {
+    if (!Number.isFinite(value[i])) {
+      throw new BadRequestError(
+        field,
+        `component ${i} is ${String(value[i])}, not a finite number`,
+      );
+    }
+  }
+  return value;
+}
+
+export function validateSearch(payload: unknown, limits: ShardLimits): SearchRequest {
+  const p = object(payload);
+  onlyKeys(p, ['vector', 'k', 'exclude', 'categories']);
+  const k = p['k'];
+  if (typeof k !== 'number' || !Number.isInteger(k) || k < 1 || k > limits.maxK) {
+    throw new BadRequestError('k', `must be an integer in 1..${limits.maxK}`);
+  }
+  const request: SearchRequest = { vector: vector(p['vector'], 'vector', limits.dims), k };
+  if (p['exclude'] !== undefined) request.exclude = stringList(p['exclude'], 'exclude', itemId);
+  if (p['categories'] !== undefined) {
+    request.categories = stringList(p['categories'], 'categories', category);
+  }
+  return request;
+}
+
+export function validateUpsert(payload: unknown, limits: ShardLimits): UpsertRequest {
+  const p = object(payload);
+  onlyKeys(p, ['items']);
+  const items = p['items'];
+  if (!Array.isArray(items) || items.length === 0 || items.length > MAX_LIST_LENGTH) {
+    throw new BadRequestError('items', `must be an array of 1..${MAX_LIST_LENGTH} items`);
+  }
+  return {
+    items: items.map((raw, i) => {
+      const at = `items[${i}]`;
+      const item = object(raw, at);
+      onlyKeys(item, ['item_id', 'vector', 'category'], `${at}.`);
+      const out: UpsertItem = {
+        item_id: itemId(item['item_id'], `${at}.item_id`),
+        vector: vector(item['vector'], `${at}.vector`, limits.dims),
+      };
+      if (item['category'] !== undefined)
+        out.category = category(item['category'], `${at}.category`);
+      return out;
+    }),
+  };
+}
+
+export function validateDelete(payload: unknown): DeleteRequest {
+  const p = object(payload);
+  onlyKeys(p, ['item_ids']);
+  return { item_ids: stringList(p['item_ids'], 'item_ids', itemId) };
+}
+
+/** Throws unless `vector` has the index's dimensions (checked once the index is open). */
+export function checkDims(value: Float32Array, field: string, dims: number): void {
+  if (value.length !== dims) {
+    throw new BadRequestError(field, `must have ${dims} dimensions, got ${value.length}`);
+  }
+}
+
+export function validateStats(payload: unknown): Record<string, never> {
+  if (payload !== undefined) onlyKeys(object(payload), []);
+  return {};
+}

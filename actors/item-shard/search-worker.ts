@@ -1,0 +1,34 @@
+/**
+ * A piscina worker of an item shard. It opens the shard's index file once, at module load, as a
+ * memory-mapped view (an index object cannot cross threads; the file's pages are shared), and then
+ * answers one task at a time.
+ */
+import { readFileSync } from 'node:fs';
+import { threadId, workerData } from 'node:worker_threads';
+import { openShardSync } from './index-file.js';
+import type { ShardFiles, ShardItems, ShardManifest } from './index-file.js';
+import type { ScoredItem } from './messages.js';
+import { searchShard } from './shard-search.js';
+import type { ShardQuery } from './shard-search.js';
+
+/** What the pool hands every worker at start-up. */
+export interface SearchWorkerData {
+  manifest: ShardManifest;
+  files: ShardFiles;
+  expansionSearch: number;
+}
+
+export type SearchTask = ({ op: 'search' } & ShardQuery) | { op: 'info' };
+
+export type SearchTaskResult = ScoredItem[] | { count: number; dims: number; threadId: number };
+
+const data = workerData as SearchWorkerData;
+const items = JSON.parse(readFileSync(data.files.items, 'utf8')) as ShardItems;
+const shard = openShardSync(data.manifest, data.files, items, data.expansionSearch);
+
+export default function run(task: SearchTask): SearchTaskResult {
+  if (task.op === 'info') {
+    return { count: shard.index.size(), dims: shard.manifest.dims, threadId };
+  }
+  return searchShard(shard, task);
+}

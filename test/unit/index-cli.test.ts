@@ -1,0 +1,69 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { runIndex } from '../../actors/cli.js';
+import { openShard, searchShard } from '../../actors/item-shard/index.js';
+import { clusteredItems } from '../helpers/item-vectors.js';
+
+/** The parts of a retrieval artifact `recsys index` reads. */
+async function fakeArtifact(dir: string, ids: string[], vectors: Float32Array, dims: number) {
+  await writeFile(
+    join(dir, 'manifest.json'),
+    JSON.stringify({
+      format: 'recsys-retrieval-model',
+      formatVersion: 1,
+      version: 'v-test',
+      dims,
+      itemEmbeddings: { file: 'item_embeddings.f32', shape: [ids.length, dims] },
+      ids: { items: 'item_ids.json' },
+    }),
+  );
+  await writeFile(
+    join(dir, 'item_embeddings.f32'),
+    new Uint8Array(vectors.buffer, vectors.byteOffset, vectors.byteLength),
+  );
+  await writeFile(join(dir, 'item_ids.json'), JSON.stringify(ids));
+}
+
+describe('recsys index', () => {
+  let dir: string | undefined;
+  afterEach(async () => {
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+    dir = undefined;
+  });
+
+  it("splits a model's item embeddings into shard files under <data.dir>/indexes/<version>", async () => {
+    dir = await mkdtemp(join(tmpdir(), 'recsys-index-cli-'));
+    const items = clusteredItems(300, 8, { seed: 2 });
+    await fakeArtifact(dir, items.ids, items.vectors, 8);
+    const configPath = join(dir, 'config.yaml');
+    await writeFile(configPath, `data:\n  dir: ${join(dir, 'data')}\nitems:\n  shards: 3\n`);
+    const result = await runIndex({ model: dir, config: configPath, progress: false }, {});
+    expect(result.dir).toBe(join(dir, 'data', 'indexes', 'v-test'));
+    expect(result.manifests.map((m) => m.shard)).toEqual([0, 1, 2]);
+    expect(result.manifests.reduce((n, m) => n + m.count, 0)).toBe(300);
+    const shard = await openShard(result.dir, 1, 64);
+    const id = shard.ids[0]!;
+    const row = items.ids.indexOf(id);
+    const found = searchShard(shard, { vector: items.vectors.slice(row * 8, row * 8 + 8), k: 1 });
+    expect(found[0]!.item_id).toBe(id);
+
+    const two = await runIndex(
+      { model: dir, config: configPath, shards: 2, out: join(dir, 'two'), progress: false },
+      {},
+    );
+    expect(two.manifests).toHaveLength(2);
+  });
+
+  it('names the file when the embeddings do not match the manifest', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'recsys-index-cli-'));
+    const items = clusteredItems(10, 8);
+    await fakeArtifact(dir, items.ids, items.vectors.subarray(0, 72), 8);
+    const configPath = join(dir, 'config.yaml');
+    await writeFile(configPath, `data:\n  dir: ${join(dir, 'data')}\n`);
+    await expect(runIndex({ model: dir, config: configPath, progress: false }, {})).rejects.toThrow(
+      /item_embeddings\.f32: expected 10 × 8/,
+    );
+  });
+});

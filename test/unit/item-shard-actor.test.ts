@@ -1,0 +1,4 @@
+import { testCluster } from '../helpers/cluster.js';
+import { itemShardSuite } from '../helpers/item-shard-suite.js';
+
+itemShardSuite('the in-process transport', () => Promise.resolve(testCluster(undefined)));

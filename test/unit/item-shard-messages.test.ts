@@ -1,0 +1,100 @@
+import { describe, expect, it } from 'vitest';
+import { ShardDelta } from '../../actors/item-shard/delta.js';
+import {
+  MAX_ITEM_ID_LENGTH,
+  validateDelete,
+  validateSearch,
+  validateStats,
+  validateUpsert,
+} from '../../actors/item-shard/messages.js';
+import { badRequest } from '../helpers/assertions.js';
+
+const limits = { dims: 4, maxK: 100 };
+const v = (...xs: number[]): Float32Array => Float32Array.from(xs);
+const ok = v(1, 0, 0, 0);
+
+describe('item-shard validators', () => {
+  it('accept a well-formed search', () => {
+    expect(
+      validateSearch({ vector: ok, k: 10, exclude: ['a'], categories: ['c'] }, limits),
+    ).toEqual({ vector: ok, k: 10, exclude: ['a'], categories: ['c'] });
+    expect(validateSearch({ vector: ok, k: 1 }, { dims: undefined, maxK: 1 })).toEqual({
+      vector: ok,
+      k: 1,
+    });
+  });
+
+  it.each([
+    ['payload', 'not an object', 'payload'],
+    ['vector missing', { k: 1 }, 'vector'],
+    ['vector as JSON numbers', { vector: [1, 0, 0, 0], k: 1 }, 'vector'],
+    ['wrong dimension', { vector: v(1, 0, 0), k: 1 }, 'vector'],
+    ['NaN component', { vector: v(1, Number.NaN, 0, 0), k: 1 }, 'vector'],
+    ['infinite component', { vector: v(1, 0, Number.POSITIVE_INFINITY, 0), k: 1 }, 'vector'],
+    ['k zero', { vector: ok, k: 0 }, 'k'],
+    ['k too large', { vector: ok, k: 101 }, 'k'],
+    ['k fractional', { vector: ok, k: 2.5 }, 'k'],
+    ['k a string', { vector: ok, k: '10' }, 'k'],
+    ['unknown filter', { vector: ok, k: 1, category: ['x'] }, 'category'],
+    ['exclude not a list', { vector: ok, k: 1, exclude: 'a' }, 'exclude'],
+    ['empty id', { vector: ok, k: 1, exclude: ['a', ''] }, 'exclude[1]'],
+    ['id not a string', { vector: ok, k: 1, exclude: [3] }, 'exclude[0]'],
+    [
+      'id too long',
+      { vector: ok, k: 1, exclude: ['x'.repeat(MAX_ITEM_ID_LENGTH + 1)] },
+      'exclude[0]',
+    ],
+    ['id with a control character', { vector: ok, k: 1, exclude: ['a\nb'] }, 'exclude[0]'],
+    ['category empty', { vector: ok, k: 1, categories: [''] }, 'categories[0]'],
+  ])('name the field of a bad search: %s', (_, payload, field) => {
+    expect(badRequest(() => validateSearch(payload, limits)).field).toBe(field);
+  });
+
+  it('name the field of a bad upsert, delete or stats', () => {
+    const upsert = (p: unknown): string => badRequest(() => validateUpsert(p, limits)).field;
+    expect(upsert({ items: [] })).toBe('items');
+    expect(upsert({ items: [{ item_id: 'a', vector: v(1) }] })).toBe('items[0].vector');
+    expect(upsert({ items: [{ item_id: 'a', vector: ok }, { vector: ok }] })).toBe(
+      'items[1].item_id',
+    );
+    expect(upsert({ items: [{ item_id: 'a', vector: ok, colour: 'red' }] })).toBe(
+      'items[0].colour',
+    );
+    expect(upsert({ items: [{ item_id: 'a', vector: ok, category: 5 }] })).toBe(
+      'items[0].category',
+    );
+    expect(upsert({ items: ['a'] })).toBe('items[0]');
+    expect(badRequest(() => validateDelete({ item_ids: ['ok', ''] })).field).toBe('item_ids[1]');
+    expect(badRequest(() => validateDelete({ ids: ['a'] })).field).toBe('ids');
+    expect(badRequest(() => validateStats({ verbose: true })).field).toBe('verbose');
+    expect(validateStats(undefined)).toEqual({});
+  });
+});
+
+describe('shard delta', () => {
+  it('hides replaced and deleted base items and searches its own exactly', () => {
+    const delta = new ShardDelta(new Set(['a', 'b', 'c']), 'ip');
+    delta.upsert({ item_id: 'b', vector: v(0, 1, 0, 0), category: 'x' });
+    delta.upsert({ item_id: 'n', vector: v(1, 0, 0, 0) });
+    expect(delta.isHidden('b')).toBe(true);
+    expect(delta.isHidden('n')).toBe(false);
+    expect(delta.live).toBe(4);
+    const top = delta.search(ok, 10, undefined, undefined);
+    expect(top.map((i) => i.item_id)).toEqual(['n', 'b']);
+    expect(top[0]!.score).toBe(1);
+    expect(delta.search(ok, 10, new Set(['n']), undefined).map((i) => i.item_id)).toEqual(['b']);
+    expect(delta.search(ok, 10, undefined, new Set(['x'])).map((i) => i.item_id)).toEqual(['b']);
+
+    expect(delta.delete('a')).toBe(true);
+    expect(delta.delete('a')).toBe(false);
+    expect(delta.delete('b')).toBe(true);
+    expect(delta.delete('n')).toBe(true);
+    expect(delta.delete('zzz')).toBe(false);
+    expect(delta.size).toBe(0);
+    expect(delta.tombstones).toBe(2);
+    expect(delta.live).toBe(1);
+    delta.upsert({ item_id: 'a', vector: ok });
+    expect(delta.tombstones).toBe(1);
+    expect(delta.live).toBe(2);
+  });
+});
