@@ -7,10 +7,11 @@ import { registerDataImportCommand } from './models/cli/data-import.js';
 import { registerDataCommands } from './models/cli/data.js';
 import { registerEvalCommand } from './models/cli/eval.js';
 import { registerTrainCommands } from './models/cli/train.js';
+import { createBuiltinKinds } from './actors/kinds.js';
 import { buildProgram } from './runtime/cli/program.js';
 
 await buildProgram({
-  builtinKinds: [],
+  builtinKinds: createBuiltinKinds,
   commands: [
     registerDataCommands,
     registerDataImportCommand,

@@ -16,8 +16,10 @@ export async function startMetricsServer(options: {
   metrics: RuntimeMetrics;
   port: number;
   host?: string;
-  /** Whether the process is healthy (its host running). */
+  /** Whether the process is alive (its host running): `/healthz`. */
   healthy: () => boolean;
+  /** Whether it should take traffic (every served group ready): `/readyz`. @default healthy */
+  ready?: () => boolean;
 }): Promise<MetricsServer> {
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -33,8 +35,8 @@ export async function startMetricsServer(options: {
       );
       return;
     }
-    if (path === '/healthz') {
-      const ok = options.healthy();
+    if (path === '/healthz' || path === '/readyz') {
+      const ok = path === '/healthz' ? options.healthy() : (options.ready ?? options.healthy)();
       res
         .writeHead(ok ? 200 : 503, { 'content-type': 'application/json' })
         .end(JSON.stringify({ ok }));

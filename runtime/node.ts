@@ -168,6 +168,7 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
       metrics,
       port: config.metrics.port,
       healthy: () => host.state === 'running',
+      ready: () => host.ready,
     });
   }
 

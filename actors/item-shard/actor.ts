@@ -4,14 +4,17 @@
  * the shard's base file, so this thread stays free for its mailbox, heartbeats and updates; the
  * mutable delta (upserts, deletes) lives here and is merged into every answer.
  */
-import { readFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Actor, defineActorKind } from '../../runtime/actor/actor.js';
 import type { ActorContext, ActorKind } from '../../runtime/actor/actor.js';
 import type { Handlers } from '../../runtime/actor/protocol.js';
 import { BadRequestError, UnavailableError } from '../../runtime/errors.js';
+import { runCompaction } from './compact.js';
 import { ShardDelta } from './delta.js';
-import { readShardManifest, shardFiles } from './index-file.js';
-import type { ShardItems, ShardManifest } from './index-file.js';
+import { indexVersionOf, readShardManifest, shardFiles } from './index-file.js';
+import type { ShardFiles, ShardItems, ShardManifest } from './index-file.js';
 import {
   ITEMS_KIND,
   checkDims,
@@ -20,7 +23,13 @@ import {
   validateStats,
   validateUpsert,
 } from './messages.js';
-import type { ItemShardProtocol, ScoredItem, SearchReply, SearchRequest } from './messages.js';
+import type {
+  ItemShardProtocol,
+  ScoredItem,
+  SearchReply,
+  SearchRequest,
+  ShardStats,
+} from './messages.js';
 import { SearchPool } from './pool.js';
 
 export interface ItemShardKindOptions {
@@ -32,6 +41,17 @@ export interface ItemShardKindOptions {
   workers?: number;
   /** HNSW candidate list while searching (ef). @default 64 */
   expansionSearch?: number;
+  /** Shard count: a host given no `host.groups.items` serves every shard. */
+  shards?: number;
+  /**
+   * Delta entries (upserts held plus tombstones) that start a compaction into a new base file.
+   * @default 10000
+   */
+  compactionThreshold?: number;
+  /** Where compacted generations are written. @default `<indexDir>/compacted` */
+  compactDir?: string;
+  /** Let the search workers honour test-only tasks (a worker exit). @default false */
+  testHooks?: boolean;
 }
 
 export interface ResolvedItemShardKindOptions {
@@ -39,6 +59,9 @@ export interface ResolvedItemShardKindOptions {
   maxK: number;
   workers: number;
   expansionSearch: number;
+  compactionThreshold: number;
+  compactDir: string;
+  testHooks: boolean;
 }
 
 function positiveInt(value: number, name: string): number {
@@ -56,6 +79,9 @@ export function resolveItemShardKindOptions(
     maxK: positiveInt(options.maxK ?? 1000, 'maxK'),
     workers: positiveInt(options.workers ?? 2, 'workers'),
     expansionSearch: positiveInt(options.expansionSearch ?? 64, 'expansionSearch'),
+    compactionThreshold: positiveInt(options.compactionThreshold ?? 10_000, 'compactionThreshold'),
+    compactDir: options.compactDir ?? join(options.indexDir, 'compacted'),
+    testHooks: options.testHooks ?? false,
   };
 }
 
@@ -63,13 +89,18 @@ export function resolveItemShardKindOptions(
 interface OpenState {
   shard: number;
   manifest: ShardManifest;
+  files: ShardFiles;
   pool: SearchPool;
   delta: ShardDelta;
   indexVersion: string;
+  /** The compacted generation's own folder, removed once a later one replaces it. */
+  generationDir: string | undefined;
 }
 
 export class ItemShardActor extends Actor<ItemShardProtocol> {
   private open: OpenState | undefined;
+  /** The compaction running now, if any (one at a time). */
+  private compaction: Promise<void> | undefined;
 
   constructor(
     ctx: ActorContext,
@@ -104,29 +135,15 @@ export class ItemShardActor extends Actor<ItemShardProtocol> {
         cause: err,
       });
     }
-    const pool = new SearchPool({
-      workers: this.options.workers,
-      workerData: { manifest, files, expansionSearch: this.options.expansionSearch },
-    });
-    try {
-      const infos = await Promise.all(
-        Array.from({ length: this.options.workers }, () => pool.run({ op: 'info' })),
-      );
-      for (const info of infos) {
-        if (Array.isArray(info) || info.count !== manifest.count) {
-          throw new Error(`a worker opened ${files.index} with an unexpected size`);
-        }
-      }
-    } catch (err) {
-      await pool.close();
-      throw err;
-    }
+    const pool = await this.startPool(manifest, files);
     this.open = {
       shard,
       manifest,
+      files,
       pool,
-      delta: new ShardDelta(new Set(items.ids), manifest.metric),
-      indexVersion: `${manifest.modelVersion}@${manifest.builtAt}`,
+      delta: new ShardDelta(liveIds(items), manifest.metric),
+      indexVersion: indexVersionOf(manifest),
+      generationDir: undefined,
     };
     this.ctx.log.info(
       { shard, count: manifest.count, dims: manifest.dims, workers: this.options.workers },
@@ -137,7 +154,126 @@ export class ItemShardActor extends Actor<ItemShardProtocol> {
   override async onDeactivate(): Promise<void> {
     const open = this.open;
     this.open = undefined;
+    // A compaction still running sees the shard closed and throws its result away.
+    await this.compaction;
     await open?.pool.close();
+    // A compacted generation is this activation's alone (the next one starts from the index
+    // folder again), so it goes with it.
+    if (open?.generationDir !== undefined) {
+      await rm(open.generationDir, { recursive: true, force: true }).catch(() => undefined);
+    }
+  }
+
+  /** A pool on `files`, resolved once every worker has the file open. */
+  private async startPool(manifest: ShardManifest, files: ShardFiles): Promise<SearchPool> {
+    const log = this.ctx.log;
+    const pool = new SearchPool({
+      workers: this.options.workers,
+      workerData: {
+        manifest,
+        files,
+        expansionSearch: this.options.expansionSearch,
+        testHooks: this.options.testHooks,
+      },
+      onError: (err) => log.error({ err }, 'search pool error'),
+    });
+    try {
+      for (const info of await pool.ready()) {
+        if (info.count !== manifest.count) {
+          throw new Error(`a worker opened ${files.index} with an unexpected size`);
+        }
+      }
+    } catch (err) {
+      await pool.close();
+      throw err;
+    }
+    return pool;
+  }
+
+  /** Starts a compaction when the delta has reached the threshold and none is running. */
+  private maybeCompact(): void {
+    const open = this.open;
+    if (open === undefined || this.compaction !== undefined) return;
+    if (open.delta.pending < this.options.compactionThreshold) return;
+    this.compaction = this.compact(open).finally(() => {
+      this.compaction = undefined;
+      // Updates that came in while it ran may already call for the next one.
+      this.maybeCompact();
+    });
+  }
+
+  /**
+   * Folds the delta into a new base file, off this thread, then switches to it: a new pool is
+   * started on the new file and waited for, the shard's state is swapped in one synchronous step
+   * (the new file, its pool, and the delta of what changed while the build ran), and the old pool
+   * is closed only once the searches it was given have answered. No query fails or goes
+   * unanswered; each sees either the old base with the old delta or the new base with the new.
+   */
+  private async compact(from: OpenState): Promise<void> {
+    const log = this.ctx.log;
+    const started = performance.now();
+    const snapshot = from.delta.snapshot();
+    const dims = from.manifest.dims;
+    const upsertVectors = new Float32Array(snapshot.upserts.length * dims);
+    snapshot.upserts.forEach((item, i) => upsertVectors.set(item.vector, i * dims));
+    const outDir = join(
+      this.options.compactDir,
+      `shard-${from.shard}-g${(from.manifest.generation ?? 0) + 1}-${randomBytes(4).toString('hex')}`,
+    );
+    let pool: SearchPool | undefined;
+    try {
+      const built = await runCompaction({
+        manifest: from.manifest,
+        files: from.files,
+        outDir,
+        expansionSearch: this.options.expansionSearch,
+        remove: snapshot.remove,
+        upsertIds: snapshot.upserts.map((item) => item.itemId),
+        upsertCategories: snapshot.upserts.map((item) => item.category),
+        upsertVectors,
+      });
+      if (this.open !== from) throw new Error('the shard closed while compacting');
+      pool = await this.startPool(built.manifest, built.files);
+      if (this.open !== from) throw new Error('the shard closed while compacting');
+      const items = JSON.parse(await readFile(built.files.items, 'utf8')) as ShardItems;
+      const current = this.open;
+      if (current !== from) throw new Error('the shard closed while compacting');
+      // From here to the assignment nothing awaits: no message sees half a switch.
+      this.open = {
+        ...current,
+        manifest: built.manifest,
+        files: built.files,
+        pool,
+        delta: current.delta.rebase(liveIds(items)),
+        indexVersion: indexVersionOf(built.manifest),
+        generationDir: outDir,
+      };
+      pool = undefined;
+      log.info(
+        {
+          shard: from.shard,
+          generation: built.manifest.generation,
+          count: built.manifest.count,
+          folded: snapshot.upserts.length + snapshot.remove.length,
+          delta: this.open.delta.size,
+          seconds: (performance.now() - started) / 1000,
+        },
+        'shard compacted',
+      );
+    } catch (err) {
+      from.delta.abandonSnapshot();
+      await pool?.close();
+      await rm(outDir, { recursive: true, force: true });
+      if (this.open === from) log.error({ err, shard: from.shard }, 'compaction failed');
+      return;
+    }
+    // The old pool finishes what it was given, then goes with its files.
+    await from.pool.close();
+    if (from.generationDir !== undefined) {
+      await rm(from.generationDir, { recursive: true, force: true }).catch((err: unknown) =>
+        log.warn({ err }, 'could not remove an old generation'),
+      );
+    }
   }
 
   private state(): OpenState {
@@ -152,30 +288,35 @@ export class ItemShardActor extends Actor<ItemShardProtocol> {
       // Check every item first, so a bad one leaves no partial write.
       items.forEach((item, i) => checkDims(item.vector, `items[${i}].vector`, manifest.dims));
       for (const item of items) delta.upsert(item);
+      this.maybeCompact();
       return { upserted: items.length, delta: delta.size };
     },
     delete: ({ item_ids }) => {
       const { delta } = this.state();
       let deleted = 0;
       for (const id of item_ids) if (delta.delete(id)) deleted++;
+      this.maybeCompact();
       return { deleted, tombstones: delta.tombstones };
     },
-    stats: () => {
-      const { shard, manifest, delta, indexVersion } = this.state();
-      return {
-        shard,
-        vectors: delta.live,
-        base_vectors: manifest.count,
-        delta: delta.size,
-        tombstones: delta.tombstones,
-        dims: manifest.dims,
-        metric: manifest.metric,
-        index_version: indexVersion,
-        model_version: manifest.modelVersion,
-        workers: this.options.workers,
-      };
-    },
+    stats: () => this.stats(),
   };
+
+  /** Shown by `$SRV.STATS` for each shard this host serves, and answered by the `stats` op. */
+  override stats(): ShardStats {
+    const { shard, manifest, delta, indexVersion } = this.state();
+    return {
+      shard,
+      vectors: delta.live,
+      base_vectors: manifest.count,
+      delta: delta.size,
+      tombstones: delta.tombstones,
+      dims: manifest.dims,
+      metric: manifest.metric,
+      index_version: indexVersion,
+      model_version: manifest.modelVersion,
+      workers: this.options.workers,
+    };
+  }
 
   private async search(request: SearchRequest): Promise<SearchReply> {
     const { shard, manifest, pool, delta, indexVersion } = this.state();
@@ -200,6 +341,13 @@ export class ItemShardActor extends Actor<ItemShardProtocol> {
     const items = fresh.length === 0 ? base : mergeTopK(base, fresh, k);
     return { items, shard, index_version: indexVersion };
   }
+}
+
+/** The ids of the rows a shard file holds (a compaction leaves `null` for a removed row). */
+function liveIds(items: ShardItems): Set<string> {
+  const ids = new Set<string>();
+  for (const id of items.ids) if (id !== null) ids.add(id);
+  return ids;
 }
 
 function mergeTopK(a: readonly ScoredItem[], b: readonly ScoredItem[], k: number): ScoredItem[] {
@@ -228,5 +376,10 @@ export function itemShardKind(options: ItemShardKindOptions): ActorKind<ItemShar
     concurrency: Math.max(2, 2 * resolved.workers),
     // Reopening an index costs far more than keeping it: a shard never passivates.
     passivateAfterMs: null,
+    // A replica joins its shard's queue group only once its index is open.
+    activateOnStart: true,
+    ...(options.shards === undefined
+      ? {}
+      : { defaultGroups: Array.from({ length: options.shards }, (_, s) => String(s)) }),
   });
 }

@@ -6,6 +6,9 @@
  *   shard-<s>.items.json  `{ids: [...], categories: [...] | null}`, row order
  *   shard-<s>.json      the shard manifest ({@link ShardManifest})
  *
+ * A compaction (see `compact.ts`) writes the same three files, for the same shard, into a folder of
+ * its own; its rows keep their keys, so an item removed by a compaction leaves a `null` id behind.
+ *
  * An item goes to shard `fnv1a32(item id) % S` (the hash the runtime uses for partitions), so any
  * service can tell which shard holds an item. Files are written under a temporary name and renamed,
  * so a reader never sees half a file.
@@ -66,10 +69,30 @@ export interface ShardManifest {
   /** ISO time the build finished. */
   builtAt: string;
   buildSeconds: number;
+  /**
+   * Compactions folded into this file since `recsys index` built the first one: 0 for a fresh
+   * build. Absent in manifests written before compaction existed (read as 0).
+   */
+  generation?: number;
+  /** Rows (keys) of the graph, removed ones included; absent means `count` (no row removed). */
+  rows?: number;
+  /** The index version of generation 0, which every later generation carries on. */
+  baseVersion?: string;
+}
+
+/**
+ * The index version a shard reports: `<model>@<build time>` of the first build, then `+<n>` after
+ * n compactions, so a caller can tell two answers from different files apart.
+ */
+export function indexVersionOf(manifest: ShardManifest): string {
+  const base = manifest.baseVersion ?? `${manifest.modelVersion}@${manifest.builtAt}`;
+  const generation = manifest.generation ?? 0;
+  return generation === 0 ? base : `${base}+${generation}`;
 }
 
 export interface ShardItems {
-  ids: string[];
+  /** Item id of each row; `null` for a row a compaction removed. */
+  ids: (string | null)[];
   /** Category of each row, or null when the build had none. */
   categories: (string | null)[] | null;
 }
@@ -170,7 +193,7 @@ export async function buildShards(input: BuildShardsInput): Promise<ShardManifes
   return manifests;
 }
 
-async function writeAtomic(path: string, text: string): Promise<void> {
+export async function writeAtomic(path: string, text: string): Promise<void> {
   await writeFile(`${path}.partial`, text);
   await rename(`${path}.partial`, path);
 }
@@ -208,7 +231,7 @@ export async function readShardManifest(dir: string, shard: number): Promise<Sha
 export interface OpenShard {
   readonly manifest: ShardManifest;
   readonly index: Index;
-  readonly ids: readonly string[];
+  readonly ids: readonly (string | null)[];
   readonly categories: readonly (string | null)[] | null;
 }
 
@@ -232,7 +255,7 @@ export function openShardSync(
     multi: false,
   });
   index.view(files.index);
-  if (index.size() !== manifest.count || items.ids.length !== manifest.count) {
+  if (index.size() !== manifest.count || items.ids.length !== (manifest.rows ?? manifest.count)) {
     throw new IndexFileError(
       files.index,
       `holds ${index.size()} vectors and ${items.ids.length} ids, the manifest says ${manifest.count}`,

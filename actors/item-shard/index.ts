@@ -26,3 +26,16 @@ export {
 export * from './messages.js';
 export { SearchPool, resolveWorkerFile, type SearchPoolOptions, type WorkerFile } from './pool.js';
 export { exactScore, scoreOf, searchShard, type ShardQuery } from './shard-search.js';
+export {
+  ShardScatter,
+  mergeTopK,
+  type ScatterCallOptions,
+  type ScatterResult,
+  type ShardScatterOptions,
+} from './scatter.js';
+export {
+  compactShardSync,
+  runCompaction,
+  type CompactionResult,
+  type CompactionTask,
+} from './compact.js';

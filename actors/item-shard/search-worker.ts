@@ -16,11 +16,19 @@ export interface SearchWorkerData {
   manifest: ShardManifest;
   files: ShardFiles;
   expansionSearch: number;
+  /** Honour `{op: 'exit'}`, which ends the thread under its task: for tests of worker death. */
+  testHooks?: boolean;
 }
 
-export type SearchTask = ({ op: 'search' } & ShardQuery) | { op: 'info' };
+export interface WorkerInfo {
+  count: number;
+  dims: number;
+  threadId: number;
+}
 
-export type SearchTaskResult = ScoredItem[] | { count: number; dims: number; threadId: number };
+export type SearchTask = ({ op: 'search' } & ShardQuery) | { op: 'info' } | { op: 'exit' };
+
+export type SearchTaskResult = ScoredItem[] | WorkerInfo;
 
 const data = workerData as SearchWorkerData;
 const items = JSON.parse(readFileSync(data.files.items, 'utf8')) as ShardItems;
@@ -29,6 +37,11 @@ const shard = openShardSync(data.manifest, data.files, items, data.expansionSear
 export default function run(task: SearchTask): SearchTaskResult {
   if (task.op === 'info') {
     return { count: shard.index.size(), dims: shard.manifest.dims, threadId };
+  }
+  if (task.op === 'exit') {
+    if (data.testHooks !== true) throw new Error('exit is a test hook, not enabled');
+    // In a worker thread this ends the thread, not the process.
+    process.exit(1);
   }
   return searchShard(shard, task);
 }

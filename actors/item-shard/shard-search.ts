@@ -51,7 +51,8 @@ export function exactScore(metric: IndexMetric, a: Float32Array, b: Float32Array
 }
 
 export function searchShard(shard: OpenShard, query: ShardQuery): ScoredItem[] {
-  const size = shard.ids.length;
+  // Live vectors: rows a compaction removed are never returned.
+  const size = shard.manifest.count;
   if (size === 0) return [];
   const exclude =
     query.exclude === undefined || query.exclude.length === 0 ? undefined : new Set(query.exclude);
@@ -72,7 +73,7 @@ export function searchShard(shard: OpenShard, query: ShardQuery): ScoredItem[] {
     for (let i = 0; i < keys.length && items.length < query.k + (query.extra ?? 0); i++) {
       const row = Number(keys[i]);
       const id = shard.ids[row];
-      if (id === undefined || exclude?.has(id) === true) continue;
+      if (id === undefined || id === null || exclude?.has(id) === true) continue;
       if (allowed !== undefined) {
         const category = shard.categories?.[row];
         if (category === null || category === undefined || !allowed.has(category)) continue;

@@ -161,7 +161,7 @@ export async function writeRetrievalArtifact(
       profileFields: [...PROFILE_FIELDS],
       referenceTime: trained.referenceTime,
       ageBucket: `min(${AGE_BUCKETS - 1}, floor(log2(1 + max(0, referenceTime - createdAt) / 86400000))); -1 when createdAt is unknown`,
-      popularityBucket: `min(${POPULARITY_BUCKETS - 1}, floor(log2(1 + training interactions)))`,
+      popularityBucket: `min(${POPULARITY_BUCKETS - 1}, floor(log2(1 + Σ over the item's training interactions of 0.5 ** (days before referenceTime / ${trained.options.recencyHalfLifeDays || Infinity}))))`,
       maxTagsCap: MAX_TAGS,
     },
     training: {

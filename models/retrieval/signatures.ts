@@ -107,7 +107,7 @@ export function itemTowerSignature(shape: TwoTowerShape): TowerSignature {
         name: 'popularity_bucket',
         dtype: 'int64',
         shape: ['batch'],
-        description: `floor(log2(1 + training interactions)) capped at ${shape.popularityBuckets - 1}.`,
+        description: `floor(log2(1 + recency-weighted training interactions)) capped at ${shape.popularityBuckets - 1} (the rule is in the manifest: features.popularityBucket).`,
       },
     ],
     outputs: [

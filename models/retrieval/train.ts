@@ -201,8 +201,7 @@ export function trainTwoTower(
   const coldWeights = recencyWeights(ex, referenceTime, opts.coldHalfLifeDays);
   const mainShare = weightedItemCounts(ex, weights, itemCount);
   const coldShare = weightedItemCounts(ex, coldWeights, itemCount);
-  // The popularity bucket reads "how popular now": counts weighted like the new users' draws.
-  const itemFeatures = buildItemFeatures(items, coldShare, referenceTime, tagWidth(items));
+  const itemFeatures = buildItemFeatures(items, mainShare, referenceTime, tagWidth(items));
   const profiles = userProfiles(users);
   const shape = shapeFor(
     {

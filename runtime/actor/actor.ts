@@ -34,6 +34,15 @@ export abstract class Actor<P extends Protocol = Protocol> {
 
   /** Runs before the activation goes (idle passivation, handoff, shutdown): write state behind here. */
   onDeactivate(): void | Promise<void> {}
+
+  /**
+   * Figures about this instance for `$SRV.STATS` (vectors held, model version, ...). Read between
+   * messages on the host's event loop, so it must be cheap and must not change state. Shown per
+   * group for grouped kinds; keyed kinds have too many instances to list.
+   */
+  stats(): object {
+    return {};
+  }
 }
 
 /**
@@ -61,6 +70,14 @@ export interface ActorKind<P extends Protocol = Protocol> {
   readonly concurrency?: number;
   /** Idle time before passivation; `null` never passivates. @default runtime.passivate_after_ms */
   readonly passivateAfterMs?: number | null;
+  /**
+   * Grouped kinds only: activate every served group when the host starts, and join the group's
+   * queue group only once `onActivate` has succeeded, so a replica takes traffic only when ready
+   * (an index open, a model loaded). @default false
+   */
+  readonly activateOnStart?: boolean;
+  /** Grouped kinds only: the groups a host serves when `host.groups` does not name this kind. */
+  readonly defaultGroups?: readonly string[];
 }
 
 /** Checks a kind's definition once, at registration, so a typo fails at start-up. */

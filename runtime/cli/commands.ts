@@ -2,8 +2,6 @@
  * What the `recsys` subcommands do. Each reads the environment once, here at the edge, and hands
  * plain options to the runtime.
  */
-import type { ActorKind } from '../actor/actor.js';
-import type { Protocol } from '../actor/protocol.js';
 import { CONFIG_FILE_ENV_VAR, defaultConfigPath, loadConfig } from '../config/index.js';
 import type { ConfigOverrides, ResolvedConfig } from '../config/index.js';
 import { ConfigError, RecsysError } from '../errors.js';
@@ -14,6 +12,7 @@ import { discoverServices } from '../services/discover.js';
 import type { ServiceVerb } from '../services/micro.js';
 import { NatsTransport } from '../transport/nats.js';
 import { loadKindModules } from './kinds.js';
+import type { CreateKinds } from './kinds.js';
 import type { NodeCommandOptions } from './program.js';
 
 function configFor(path: string | undefined, overrides: ConfigOverrides): ResolvedConfig {
@@ -49,7 +48,7 @@ function fail(err: unknown): never {
 
 export async function runNodeCommand(
   flags: NodeCommandOptions,
-  builtinKinds: readonly ActorKind<Protocol>[],
+  builtinKinds: CreateKinds,
 ): Promise<void> {
   let config: ResolvedConfig;
   const overrides: ConfigOverrides = {};
@@ -71,8 +70,9 @@ export async function runNodeCommand(
   const log = createLogger({ level: config.log.level, pretty: config.log.pretty });
   let node: RunningNode;
   try {
+    const builtin = await builtinKinds({ config, log });
     const extra = await loadKindModules(flags.kindsModule ?? [], { config, log });
-    node = await startNode({ config, kinds: [...builtinKinds, ...extra], log });
+    node = await startNode({ config, kinds: [...builtin, ...extra], log });
   } catch (err) {
     log.error({ err }, 'node failed to start');
     fail(err);

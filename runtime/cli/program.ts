@@ -2,19 +2,21 @@
  * The `recsys` command line: one entry point for every process and tool of the project.
  */
 import { Command, Option } from 'commander';
-import type { ActorKind } from '../actor/actor.js';
-import type { Protocol } from '../actor/protocol.js';
 import { runNodeCommand, runServicesCommand } from './commands.js';
+import type { CreateKinds } from './kinds.js';
 
 export interface ProgramOptions {
-  /** Actor kinds every process knows without `--kinds-module`. */
-  builtinKinds?: readonly ActorKind<Protocol>[];
+  /**
+   * Actor kinds every process knows without `--kinds-module`, built from the resolved config
+   * (kinds such as the item shard need paths and sizes from it).
+   */
+  builtinKinds?: CreateKinds;
   /** Adds more subcommands (data, training, evaluation, ...) from the layers above the runtime. */
   commands?: ReadonlyArray<(program: Command) => void>;
 }
 
 export function buildProgram(options: ProgramOptions = {}): Command {
-  const builtinKinds = options.builtinKinds ?? [];
+  const builtinKinds: CreateKinds = options.builtinKinds ?? (() => []);
   const program = new Command('recsys')
     .description('A real-time recommender served by actors over NATS')
     .showHelpAfterError();

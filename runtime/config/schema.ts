@@ -310,6 +310,15 @@ const ItemsSchema = section(
       10_000,
       'Items in the mutable delta (upserts and deletes) that start a compaction into a new base file.',
     ),
+    index_version: Type.Optional(
+      Type.String({
+        pattern: '^[A-Za-z0-9_.-]*$',
+        patternErrorMessage: 'must be empty or a folder name under <data.dir>/indexes',
+        default: '',
+        description:
+          'Index folder under <data.dir>/indexes that shards serve; empty serves the newest one.',
+      }),
+    ),
   },
 );
 
@@ -552,6 +561,8 @@ export interface ItemsConfig {
   workers: number;
   /** Delta size that starts a compaction. @default 10000 */
   compactionThreshold: number;
+  /** Index folder under `<data.dir>/indexes` that shards serve; empty: the newest. @default '' */
+  indexVersion: string;
 }
 
 export interface ResolvedConfig {

@@ -275,6 +275,22 @@ export class Dispatcher {
     return left;
   }
 
+  /** Activates `key` now (eager activation at start-up); rejects if `onActivate` fails. */
+  activate(key: string): Promise<void> {
+    const activation = this.activationFor(key, undefined);
+    return new Promise<void>((resolve, reject) => {
+      activation.mailbox.postSystem(async () => {
+        try {
+          await activation.ensureActive();
+          resolve();
+        } catch (err) {
+          if (this.activations.get(key) === activation) this.activations.delete(key);
+          reject(err instanceof Error ? err : new Error(String(err)));
+        }
+      });
+    });
+  }
+
   /** Passivates activations idle for at least `idleMs`. */
   async passivateIdle(idleMs: number, now = Date.now()): Promise<void> {
     await this.deactivate((a) => a.mailbox.isIdle && now - a.lastActive >= idleMs);

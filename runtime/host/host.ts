@@ -115,7 +115,7 @@ export class ActorHost implements PartitionListener {
     for (const kind of config.kinds) {
       if (seen.has(kind.name)) throw new RangeError(`actor kind ${kind.name} is listed twice`);
       seen.add(kind.name);
-      if (kind.placement === 'grouped' && (config.groups?.[kind.name]?.length ?? 0) === 0) {
+      if (kind.placement === 'grouped' && this.groupsOf(kind).length === 0) {
         throw new RangeError(
           `host.groups.${kind.name} must list at least one group for grouped kind ${kind.name}`,
         );
@@ -140,7 +140,7 @@ export class ActorHost implements PartitionListener {
     });
     for (const state of this.kinds.values()) {
       state.service.start();
-      if (state.kind.placement === 'grouped') this.subscribeGroups(state);
+      if (state.kind.placement === 'grouped') await this.startGroups(state);
     }
     await this.config.placement.start(this);
     const sweepEvery = Math.max(
@@ -272,7 +272,7 @@ export class ActorHost implements PartitionListener {
       // operation, so they name the groups served here instead of one queue group.
       endpointMetadata: grouped
         ? {
-            groups: (this.config.groups?.[kind.name] ?? []).join(','),
+            groups: this.groupsOf(kind).join(','),
             queue_groups: `${this.subjects.prefix}.${kind.name}.<group>`,
           }
         : { partitions: String(this.options.partitions) },
@@ -284,9 +284,37 @@ export class ActorHost implements PartitionListener {
     return { kind, dispatcher, service, partitions, groups: new Map(), log };
   }
 
-  private subscribeGroups(state: KindState): void {
+  /**
+   * Serves the configured groups. A kind that activates on start joins a group's queue group only
+   * after that group's actor is active; one that fails to activate is logged and not joined, so
+   * its share goes to the ready replicas.
+   */
+  private async startGroups(state: KindState): Promise<void> {
+    const groups = this.groupsOf(state.kind);
+    if (state.kind.activateOnStart !== true) {
+      this.subscribeGroups(state, groups);
+      return;
+    }
+    const ready = await Promise.all(
+      groups.map(async (group) => {
+        try {
+          await state.dispatcher.activate(group);
+          return group;
+        } catch (err) {
+          state.log.error({ err, group }, 'group failed to activate; not serving it');
+          return undefined;
+        }
+      }),
+    );
+    this.subscribeGroups(
+      state,
+      ready.filter((g): g is string => g !== undefined),
+    );
+  }
+
+  private subscribeGroups(state: KindState, groups: readonly string[]): void {
     const name = state.kind.name;
-    for (const group of this.config.groups?.[name] ?? []) {
+    for (const group of groups) {
       const subject = this.subjects.groupedAll(name, group);
       const opOffset = subject.length - 1;
       const subscription = this.config.transport.subscribe(
@@ -333,8 +361,36 @@ export class ActorHost implements PartitionListener {
       mailbox_depth: state.dispatcher.mailboxDepth,
       ...(state.kind.placement === 'keyed'
         ? { partitions_owned: state.partitions.size, partitions: this.servedPartitions(kindName) }
-        : { groups: [...state.groups.keys()] }),
+        : { groups: [...state.groups.keys()], actors: this.groupStats(state) }),
     };
+  }
+
+  /** Groups served for a grouped kind: from `host.groups`, else the kind's defaults. */
+  private groupsOf(kind: ActorKind<Protocol>): readonly string[] {
+    return this.config.groups?.[kind.name] ?? kind.defaultGroups ?? [];
+  }
+
+  private groupStats(state: KindState): Record<string, unknown> {
+    const stats: Record<string, unknown> = {};
+    for (const [group, activation] of state.dispatcher.activations) {
+      if (activation.state !== 'active') continue;
+      try {
+        stats[group] = activation.actor.stats();
+      } catch (err) {
+        stats[group] = { error: err instanceof Error ? err.message : String(err) };
+      }
+    }
+    return stats;
+  }
+
+  /** Whether every configured group of every grouped kind is served (its replica is ready). */
+  get ready(): boolean {
+    if (this.stateValue !== 'running') return false;
+    for (const state of this.kinds.values()) {
+      if (state.kind.placement !== 'grouped') continue;
+      if (state.groups.size < this.groupsOf(state.kind).length) return false;
+    }
+    return true;
   }
 
   private async passivateIdle(): Promise<void> {

@@ -82,6 +82,36 @@ export function actorSuite(
       expect((await echo.ask('1', 'echo', { text: 'only b' })).host).toBe('replica-b');
     });
 
+    it('starts eager groups before joining their queue groups, and shows their stats', async () => {
+      const c = await open();
+      const node = await c.node(
+        [
+          echoKind({
+            activateOnStart: true,
+            delayMs: 50,
+            failGroups: ['1'],
+            defaultGroups: ['0', '1'],
+          }),
+        ],
+        { host: { id: 'eager' } },
+      );
+      // Group 0 started (and was ready before the host finished starting); group 1 failed, so
+      // this replica keeps out of its queue group and the host is not ready.
+      expect(node.host.ready).toBe(false);
+      const echo = node.client.grouped<EchoProtocol>('echo');
+      expect((await echo.ask('0', 'echo', { text: 'a' })).group).toBe('0');
+      await expect(echo.ask('1', 'echo', { text: 'b' }, { timeoutMs: 200 })).rejects.toBeInstanceOf(
+        NoRespondersError,
+      );
+      const [stats] = await discoverServices(node.transport, 'STATS', { name: 'test-echo' });
+      const data = stats?.endpoints[0]?.data as {
+        groups: string[];
+        actors: Record<string, unknown>;
+      };
+      expect(data.groups).toEqual(['0']);
+      expect(data.actors).toEqual({ '0': { echoed: 1 } });
+    });
+
     it('turns bad input, unknown ops and handler failures into typed errors, and keeps serving', async () => {
       const c = await open();
       const node = await c.node([counterKind()]);

@@ -137,13 +137,44 @@ export function counterKind(store: CounterStore = memoryCounterStore(), hooks: C
 }
 
 class EchoActor extends Actor<EchoProtocol> {
+  private echoed = 0;
+
+  constructor(
+    ctx: ActorContext,
+    private readonly activation: EchoActivation,
+  ) {
+    super(ctx);
+  }
+
+  override async onActivate(): Promise<void> {
+    if (this.activation.delayMs !== undefined) await sleep(this.activation.delayMs);
+    if (this.activation.failGroups?.includes(this.ctx.key) === true) {
+      throw new Error(`group ${this.ctx.key} cannot start`);
+    }
+  }
+
+  override stats(): { echoed: number } {
+    return { echoed: this.echoed };
+  }
+
   readonly handlers: Handlers<EchoProtocol> = {
-    echo: ({ text }) => ({ text, host: this.ctx.hostId, group: this.ctx.key }),
+    echo: ({ text }) => {
+      this.echoed++;
+      return { text, host: this.ctx.hostId, group: this.ctx.key };
+    },
     sum: ({ vector }) => ({ sum: vector.reduce((a, b) => a + b, 0), vector }),
   };
 }
 
-export function echoKind() {
+/** How echo actors start: slowly, failing for some groups, eagerly at host start. */
+export interface EchoActivation {
+  delayMs?: number;
+  failGroups?: readonly string[];
+  activateOnStart?: boolean;
+  defaultGroups?: readonly string[];
+}
+
+export function echoKind(activation: EchoActivation = {}) {
   return defineActorKind<EchoProtocol>({
     name: 'echo',
     placement: 'grouped',
@@ -162,6 +193,10 @@ export function echoKind() {
         return { vector };
       },
     },
-    create: (ctx) => new EchoActor(ctx),
+    create: (ctx) => new EchoActor(ctx, activation),
+    ...(activation.activateOnStart === undefined
+      ? {}
+      : { activateOnStart: activation.activateOnStart }),
+    ...(activation.defaultGroups === undefined ? {} : { defaultGroups: activation.defaultGroups }),
   });
 }

@@ -9,11 +9,16 @@ import { stopAllServers } from '../helpers/servers.js';
 import { removeTempDirs, stopAllChildren } from './processes.js';
 import { describeMachine, formatText, writeReport } from './report.js';
 import type { Benchmark, BenchOptions } from './report.js';
+import { retrievalBenchmark } from './retrieval.js';
 import { retrievalTowerBenchmark } from './retrieval-tower.js';
 import { runtimeBenchmark } from './runtime.js';
 
 /** Every benchmark, in the order `npm run bench` runs them. */
-const BENCHMARKS: readonly Benchmark[] = [runtimeBenchmark, retrievalTowerBenchmark];
+const BENCHMARKS: readonly Benchmark[] = [
+  runtimeBenchmark,
+  retrievalTowerBenchmark,
+  retrievalBenchmark,
+];
 
 const DEFAULT_OUT_DIR = '.bench';
 
@@ -32,6 +37,7 @@ function usage(): string {
     '  --requests N   requests per sequential (one in flight) measurement',
     '  --seconds S    duration of each throughput measurement',
     '  --rounds R     repetitions of each measurement; the report shows the median',
+    '  --items N      items in the data set of benchmarks that build one (retrieval)',
     `  --out DIR      where the JSON and Markdown reports go (default ${DEFAULT_OUT_DIR})`,
     '  -h, --help     this text',
     '',
@@ -64,6 +70,7 @@ function parse(argv: string[]): Parsed {
       requests: { type: 'string' },
       seconds: { type: 'string' },
       rounds: { type: 'string' },
+      items: { type: 'string' },
       out: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -85,6 +92,8 @@ function parse(argv: string[]): Parsed {
   if (requests !== undefined) options.requests = requests;
   if (seconds !== undefined) options.seconds = seconds;
   if (rounds !== undefined) options.rounds = rounds;
+  const items = positive('items', values.items, true);
+  if (items !== undefined) options.items = items;
   return {
     benchmarks: benchmarks.length === 0 ? [...BENCHMARKS] : benchmarks,
     options,

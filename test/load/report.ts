@@ -15,6 +15,8 @@ export interface BenchOptions {
   seconds?: number;
   /** How many times each measurement is repeated; the report shows the median. */
   rounds?: number;
+  /** Size of the data set, for benchmarks that build one (items in the index). */
+  items?: number;
   /** Progress lines (stderr), so stdout keeps only the results. */
   progress: (line: string) => void;
 }

@@ -61,6 +61,7 @@ const DEFAULTS: ResolvedConfig = {
     maxK: 1000,
     workers: 2,
     compactionThreshold: 10_000,
+    indexVersion: '',
   },
 };
 

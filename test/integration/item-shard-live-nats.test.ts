@@ -1,0 +1,17 @@
+import { afterAll, beforeAll } from 'vitest';
+import { testCluster } from '../helpers/cluster.js';
+import { itemShardLiveSuite } from '../helpers/item-shard-live-suite.js';
+import { describeIntegration } from '../helpers/require-services.js';
+import { startNatsServer } from '../helpers/servers.js';
+import type { NatsServerHandle } from '../helpers/servers.js';
+
+describeIntegration('item shards while serving, over NATS', () => {
+  let server: NatsServerHandle;
+  beforeAll(async () => {
+    server = await startNatsServer();
+  });
+  afterAll(async () => {
+    await server.stop();
+  });
+  itemShardLiveSuite('NATS', () => Promise.resolve(testCluster(server.url)));
+});
