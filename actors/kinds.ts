@@ -47,6 +47,7 @@ export function createBuiltinKinds({ config, log }: KindModuleContext): ActorKin
         workers: config.items.workers,
         expansionSearch: config.items.expansionSearch,
         shards: config.items.shards,
+        compactionThreshold: config.items.compactionThreshold,
       }),
     );
   } else if (wanted.has('items')) {

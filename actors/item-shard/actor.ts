@@ -97,10 +97,15 @@ interface OpenState {
   generationDir: string | undefined;
 }
 
+/** Wait after a failed compaction before the next attempt (the next upsert past it starts one). */
+const COMPACTION_RETRY_MS = 30_000;
+
 export class ItemShardActor extends Actor<ItemShardProtocol> {
   private open: OpenState | undefined;
   /** The compaction running now, if any (one at a time). */
   private compaction: Promise<void> | undefined;
+  /** After a failed compaction, none starts before this time (epoch ms): no retry loop. */
+  private compactAfter = 0;
 
   constructor(
     ctx: ActorContext,
@@ -195,6 +200,7 @@ export class ItemShardActor extends Actor<ItemShardProtocol> {
     const open = this.open;
     if (open === undefined || this.compaction !== undefined) return;
     if (open.delta.pending < this.options.compactionThreshold) return;
+    if (Date.now() < this.compactAfter) return;
     this.compaction = this.compact(open).finally(() => {
       this.compaction = undefined;
       // Updates that came in while it ran may already call for the next one.
@@ -264,7 +270,13 @@ export class ItemShardActor extends Actor<ItemShardProtocol> {
       from.delta.abandonSnapshot();
       await pool?.close();
       await rm(outDir, { recursive: true, force: true });
-      if (this.open === from) log.error({ err, shard: from.shard }, 'compaction failed');
+      if (this.open === from) {
+        this.compactAfter = Date.now() + COMPACTION_RETRY_MS;
+        log.error(
+          { err, shard: from.shard, retryInMs: COMPACTION_RETRY_MS },
+          'compaction failed; the delta keeps serving',
+        );
+      }
       return;
     }
     // The old pool finishes what it was given, then goes with its files.

@@ -200,7 +200,7 @@ export async function writeAtomic(path: string, text: string): Promise<void> {
 
 export class IndexFileError extends Error {
   override readonly name = 'IndexFileError';
-  readonly code = 'INDEX_FILE_INVALID';
+  readonly code = 'index_file_invalid';
   constructor(
     readonly path: string,
     message: string,

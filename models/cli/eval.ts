@@ -25,6 +25,7 @@ import { evaluationJson, formatEvaluation } from '../eval/report.js';
 import { loadRetrievalArtifact, RetrievalArtifactError } from '../retrieval/artifact.js';
 import type { LoadedRetrievalModel } from '../retrieval/artifact.js';
 import type { RetrievalScorer } from '../retrieval/scorer.js';
+import { userProfiles } from '../retrieval/features.js';
 import { TwoTowerScorer } from '../retrieval/two-tower-scorer.js';
 import { resolveDatasetDir } from './data.js';
 
@@ -107,7 +108,10 @@ export async function runEval(
     if (flags.historyLength === undefined) {
       historyLength = Math.max(historyLength, loaded.manifest.shape.historyLength);
     }
-    scorers.push(new TwoTowerScorer(loaded.model, loaded.itemEmbeddings));
+    // Profiles let the user tower serve users without training history (cold start) as trained.
+    scorers.push(
+      new TwoTowerScorer(loaded.model, loaded.itemEmbeddings, { profiles: userProfiles(dataset.users) }),
+    );
   }
 
   let bar: ProgressBar | undefined;

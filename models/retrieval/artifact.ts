@@ -217,7 +217,7 @@ export async function writeRetrievalArtifact(
 
 export class RetrievalArtifactError extends Error {
   override readonly name = 'RetrievalArtifactError';
-  readonly code = 'RETRIEVAL_ARTIFACT_INVALID';
+  readonly code = 'retrieval_artifact_invalid';
   constructor(
     readonly path: string,
     message: string,

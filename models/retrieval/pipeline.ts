@@ -17,7 +17,7 @@ import { TwoTowerScorer } from './two-tower-scorer.js';
 /** onnxruntime's towers disagree with the TypeScript model beyond the tolerance. */
 export class ExportCheckError extends Error {
   override readonly name = 'ExportCheckError';
-  readonly code = 'RETRIEVAL_EXPORT_MISMATCH';
+  readonly code = 'retrieval_export_mismatch';
   constructor(readonly check: ExportCheck) {
     super(
       `the exported towers do not match the trained model: max |Δ| user ${check.userMaxAbsDiff}, item ${check.itemMaxAbsDiff} (tolerance ${check.tolerance})`,

@@ -47,7 +47,7 @@ export interface TwoTowerTrainOptions {
   /**
    * Share of each batch shown as brand-new users: no id and an empty history (the profile stays),
    * so the cold-start query learns what users want before the model knows anything of them.
-   * These examples are drawn with `coldHalfLifeDays`. @default 0.1
+   * These examples are drawn with `coldHalfLifeDays`. @default 0.25
    */
   coldStartShare?: number;
   /**
@@ -168,7 +168,7 @@ export function resolveTwoTowerTrainOptions(
     logqCorrection: options.logqCorrection ?? true,
     seed: int('seed', options.seed ?? 42, 0),
     userIdDropout: share('userIdDropout', options.userIdDropout ?? 0.1),
-    coldStartShare: share('coldStartShare', options.coldStartShare ?? 0.1),
+    coldStartShare: share('coldStartShare', options.coldStartShare ?? 0.25),
     itemIdDropout: share('itemIdDropout', options.itemIdDropout ?? 0.05),
     profileDropout: share('profileDropout', options.profileDropout ?? 0.1),
     recencyHalfLifeDays: nonNegative('recencyHalfLifeDays', options.recencyHalfLifeDays ?? 0),

@@ -268,11 +268,11 @@ const DataSchema = section('Where data sets, models and indexes live.', {
 
 const RetrievalSchema = section('The two-tower retrieval model and its training recipe.', {
   dims: int(8, 1024, 64, 'Embedding dimensions of both towers.'),
-  history_length: int(1, 512, 20, 'Recent items pooled into the user tower.'),
+  history_length: int(1, 512, 50, 'Recent items pooled into the user tower.'),
   hidden_units: int(8, 4096, 128, 'Units of the hidden layer of each tower.'),
   batch_size: int(16, 65_536, 512, 'Training examples per step (in-batch negatives).'),
-  epochs: int(1, 1000, 5, 'Passes over the training events.'),
-  learning_rate: num(1e-5, 10, 0.1, 'Adagrad learning rate.'),
+  epochs: int(1, 1000, 3, 'Passes over the training events.'),
+  learning_rate: num(1e-5, 10, 0.3, 'Adagrad learning rate.'),
   temperature: num(0.001, 10, 0.1, 'Softmax temperature of the in-batch loss.'),
   logq_correction: bool(
     true,
@@ -525,15 +525,15 @@ export interface DataConfig {
 export interface RetrievalConfig {
   /** @default 64 */
   dims: number;
-  /** Recent items pooled into the user tower. @default 20 */
+  /** Recent items pooled into the user tower. @default 50 */
   historyLength: number;
   /** @default 128 */
   hiddenUnits: number;
   /** @default 512 */
   batchSize: number;
-  /** @default 5 */
+  /** @default 3 */
   epochs: number;
-  /** Adagrad learning rate. @default 0.1 */
+  /** Adagrad learning rate. @default 0.3 */
   learningRate: number;
   /** @default 0.1 */
   temperature: number;

@@ -160,6 +160,36 @@ export function itemShardLiveSuite(
       }
     });
 
+    it('keeps serving every upsert from the delta when a compaction fails', async () => {
+      cluster = await makeCluster({ shared: false });
+      // A folder under a regular file cannot be created: every compaction fails.
+      const node = await cluster.node(
+        [
+          itemShardKind({
+            indexDir: dir,
+            workers: 1,
+            compactionThreshold: 5,
+            compactDir: join(dir, 'shard-0.json', 'compacted'),
+          }),
+        ],
+        { host: { groups: { items: ['0'] } } },
+      );
+      const shard = node.client.grouped<ItemShardProtocol>('items');
+      const rand = prng(12);
+      const fresh = Array.from({ length: 12 }, (_, i) => ({
+        item_id: `kept_${i}`,
+        vector: randomUnitVector(DIMS, rand),
+      }));
+      for (const item of fresh) await shard.ask('0', 'upsert', { items: [item] });
+      for (const { item_id, vector } of fresh) {
+        const reply = await shard.ask('0', 'search', { vector, k: 1 });
+        expect(reply.items[0]!.item_id).toBe(item_id);
+        expect(reply.index_version).not.toMatch(/\+/);
+      }
+      const stats = await shard.ask('0', 'stats', {});
+      expect(stats.delta).toBe(fresh.length);
+    });
+
     it('scatter-gather over every shard gives the merged exact top k', async () => {
       cluster = await makeCluster({ shared: true });
       const node = await cluster.node([kind()], {

@@ -42,7 +42,13 @@ import type { LatencySummary } from './stats.js';
 
 const DIMS = 64;
 const DEFAULT_ITEMS = 200_000;
-const SHARD_COUNTS = [1, 2, 4] as const;
+/** S shards, each in its own node process; and the 4 shards again, all in one process. */
+const LAYOUTS: readonly { shards: number; oneProcess: boolean }[] = [
+  { shards: 1, oneProcess: false },
+  { shards: 2, oneProcess: false },
+  { shards: 4, oneProcess: false },
+  { shards: 4, oneProcess: true },
+];
 const RECALL_QUERIES = 200;
 const LATENCY_QUERIES = 2000;
 const OPEN_LOOP_RATE = 500;
@@ -59,6 +65,9 @@ const CLI_MAIN = fileURLToPath(new URL('../../main.ts', import.meta.url));
 
 interface ShardCountFigures {
   shards: number;
+  /** `4`, or `4 (1 proc)` when every shard ran in one node process. */
+  label: string;
+  oneProcess: boolean;
   buildSeconds: number;
   /** Vectors per shard, shard order. */
   shardSizes: number[];
@@ -67,18 +76,24 @@ interface ShardCountFigures {
   /** One shard (shard 0), k = 100, µs. */
   mainThread: LatencySummary;
   worker: LatencySummary;
-  /** RSS of each shard process after warm-up, MB. */
+  /** RSS of each node process after warm-up, MB. */
   rssMb: number[];
   scatterSequential: LatencySummary;
-  openLoop: LatencySummary & {
-    sent: number;
-    completed: number;
-    errors: number;
-    degraded: number;
-    rate: number;
-    cpuShardsUsPerQuery: number | undefined;
-    cpuNatsUsPerQuery: number | undefined;
-  };
+  /** Open loop with k = 100 (the target's), then k = 10 (to show what the reply size costs). */
+  openLoops: OpenLoopFigures[];
+}
+
+interface OpenLoopFigures extends LatencySummary {
+  k: number;
+  sent: number;
+  completed: number;
+  errors: number;
+  degraded: number;
+  rate: number;
+  /** CPU time per completed query: all shard processes, nats-server, this (calling) process. */
+  cpuShardsUsPerQuery: number | undefined;
+  cpuNatsUsPerQuery: number | undefined;
+  cpuClientUsPerQuery: number | undefined;
 }
 
 /** Exact top-k rows by inner product (the shipped metric), by a bounded min-heap. */
@@ -213,6 +228,7 @@ async function openLoop(
 
 async function benchShardCount(
   shards: number,
+  oneProcess: boolean,
   items: ItemVectors,
   queries: Float32Array[],
   truth: string[][],
@@ -298,15 +314,18 @@ async function benchShardCount(
       },
     }),
   );
-  progress(`S=${shards}: starting ${shards} shard process(es) on NATS`);
+  const groups = oneProcess
+    ? [Array.from({ length: shards }, (_, s) => String(s)).join(',')]
+    : Array.from({ length: shards }, (_, s) => String(s));
+  progress(`S=${shards}: starting ${groups.length} node process(es) on NATS`);
   const children: ChildHandle[] = [];
   let transport: NatsTransport | undefined;
   try {
     children.push(
       ...(await Promise.all(
-        Array.from({ length: shards }, (_, s) =>
+        groups.map((group) =>
           startChild({
-            name: `shard ${s}/${shards}`,
+            name: `shards ${group} of ${shards}`,
             args: [
               CLI_MAIN,
               'node',
@@ -315,7 +334,7 @@ async function benchShardCount(
               '--actors',
               'items',
               '--group',
-              `items=${s}`,
+              `items=${group}`,
               '--config',
               configPath,
             ],
@@ -335,25 +354,46 @@ async function benchShardCount(
       ),
     );
     const scatter = new ShardScatter({ client, shards });
-    const search = (i: number) =>
-      scatter.search({ vector: at(i), k: 100 }, { timeoutMs: SCATTER_TIMEOUT_MS });
+    const searchTop = (k: number) => (i: number) =>
+      scatter.search({ vector: at(i), k }, { timeoutMs: SCATTER_TIMEOUT_MS });
     progress(`S=${shards}: scatter-gather, one query in flight`);
-    const scatterSequential = await sequential(LATENCY_QUERIES, search);
+    const scatterSequential = await sequential(LATENCY_QUERIES, searchTop(100));
     const rss = children.map((child) => rssMb(child.pid));
-    progress(`S=${shards}: scatter-gather at ${OPEN_LOOP_RATE} q/s for ${seconds} s`);
-    const cpu = (): [number, number | undefined] => [
-      children.reduce((sum, child) => sum + (processCpuMs(child.pid) ?? NaN), 0),
-      processCpuMs(server.pid),
-    ];
-    const cpuBefore = cpu();
-    const loop = await openLoop(OPEN_LOOP_RATE, seconds, search);
-    const cpuAfter = cpu();
-    const perQuery = (a: number | undefined, b: number | undefined): number | undefined =>
-      a === undefined || b === undefined || loop.completed === 0
-        ? undefined
-        : ((b - a) * 1000) / loop.completed;
+    const cpu = (): [number, number | undefined, number] => {
+      const self = process.cpuUsage();
+      return [
+        children.reduce((sum, child) => sum + (processCpuMs(child.pid) ?? NaN), 0),
+        processCpuMs(server.pid),
+        (self.user + self.system) / 1000,
+      ];
+    };
+    const openLoops: OpenLoopFigures[] = [];
+    for (const k of [100, 10]) {
+      progress(`S=${shards}: scatter-gather, k = ${k}, at ${OPEN_LOOP_RATE} q/s for ${seconds} s`);
+      const before = cpu();
+      const loop = await openLoop(OPEN_LOOP_RATE, seconds, searchTop(k));
+      const after = cpu();
+      const perQuery = (a: number | undefined, b: number | undefined): number | undefined =>
+        a === undefined || b === undefined || loop.completed === 0
+          ? undefined
+          : ((b - a) * 1000) / loop.completed;
+      openLoops.push({
+        k,
+        ...loop.latency,
+        sent: loop.sent,
+        completed: loop.completed,
+        errors: loop.errors,
+        degraded: loop.degraded,
+        rate: (loop.completed * 1000) / loop.elapsedMs,
+        cpuShardsUsPerQuery: perQuery(before[0], after[0]),
+        cpuNatsUsPerQuery: perQuery(before[1], after[1]),
+        cpuClientUsPerQuery: perQuery(before[2], after[2]),
+      });
+    }
     return {
       shards,
+      label: oneProcess ? `${shards} (1 proc)` : String(shards),
+      oneProcess,
       buildSeconds,
       shardSizes: manifests.map((m) => m.count),
       recall10: r10 / queries.length,
@@ -362,16 +402,7 @@ async function benchShardCount(
       worker,
       rssMb: rss,
       scatterSequential,
-      openLoop: {
-        ...loop.latency,
-        sent: loop.sent,
-        completed: loop.completed,
-        errors: loop.errors,
-        degraded: loop.degraded,
-        rate: (loop.completed * 1000) / loop.elapsedMs,
-        cpuShardsUsPerQuery: perQuery(cpuBefore[0], cpuAfter[0]),
-        cpuNatsUsPerQuery: perQuery(cpuBefore[1], cpuAfter[1]),
-      },
+      openLoops,
     };
   } finally {
     await transport?.close().catch(() => undefined);
@@ -388,9 +419,9 @@ function buildReport(
 ): BenchReport {
   const index: Table = {
     title: 'Index: build, memory, recall (k = 100 per shard, merged)',
-    columns: ['S', 'build s', 'vectors/shard', 'RSS MB/shard proc', 'recall@10', 'recall@100'],
+    columns: ['S', 'build s', 'vectors/shard', 'RSS MB/node proc', 'recall@10', 'recall@100'],
     rows: figures.map((f) => [
-      String(f.shards),
+      f.label,
       f.buildSeconds,
       f.shardSizes.join(' / '),
       f.rssMb.map((m) => m.toFixed(0)).join(' / '),
@@ -402,21 +433,30 @@ function buildReport(
     title: 'One shard (shard 0), one query at a time, k = 100: ms',
     columns: ['S', 'main p50', 'main p99', 'worker p50', 'worker p99'],
     rows: figures.map((f) => [
-      String(f.shards),
+      f.label,
       ms(f.mainThread.p50),
       ms(f.mainThread.p99),
       ms(f.worker.p50),
       ms(f.worker.p99),
     ]),
   };
+  const sequentialTable: Table = {
+    title: 'Scatter-gather over NATS, k = 100, one query in flight: ms',
+    columns: ['S', 'p50', 'p90', 'p99', 'max'],
+    rows: figures.map((f) => [
+      f.label,
+      ms(f.scatterSequential.p50),
+      ms(f.scatterSequential.p90),
+      ms(f.scatterSequential.p99),
+      ms(f.scatterSequential.max),
+    ]),
+  };
   const scatter: Table = {
     title:
-      `Scatter-gather over NATS, k = 100: ms; open loop at ${OPEN_LOOP_RATE} q/s for ${seconds} s ` +
-      '(latency from scheduled send), CPU µs per query',
+      `Scatter-gather over NATS, open loop at ${OPEN_LOOP_RATE} q/s for ${seconds} s: ms ` +
+      "(from each query's scheduled send), CPU µs per query per process group",
     columns: [
-      'S',
-      '1 in flight p50',
-      'p99',
+      'S / k',
       'open p50',
       'open p90',
       'open p99',
@@ -426,24 +466,26 @@ function buildReport(
       'degraded',
       'cpu shards',
       'cpu nats',
+      'cpu client',
     ],
-    rows: figures.map((f) => [
-      String(f.shards),
-      ms(f.scatterSequential.p50),
-      ms(f.scatterSequential.p99),
-      ms(f.openLoop.p50),
-      ms(f.openLoop.p90),
-      ms(f.openLoop.p99),
-      ms(f.openLoop.max),
-      f.openLoop.rate,
-      f.openLoop.errors,
-      f.openLoop.degraded,
-      f.openLoop.cpuShardsUsPerQuery ?? '-',
-      f.openLoop.cpuNatsUsPerQuery ?? '-',
-    ]),
+    rows: figures.flatMap((f) =>
+      f.openLoops.map((loop) => [
+        `${f.label} / ${loop.k}`,
+        ms(loop.p50),
+        ms(loop.p90),
+        ms(loop.p99),
+        ms(loop.max),
+        loop.rate,
+        loop.errors,
+        loop.degraded,
+        loop.cpuShardsUsPerQuery ?? '-',
+        loop.cpuNatsUsPerQuery ?? '-',
+        loop.cpuClientUsPerQuery ?? '-',
+      ]),
+    ),
   };
   const checks: Check[] = [];
-  for (const f of figures) {
+  for (const f of figures.filter((f) => !f.oneProcess)) {
     checks.push(
       {
         name: `S=${f.shards}: recall@100`,
@@ -459,26 +501,27 @@ function buildReport(
       },
     );
   }
-  const four = figures.find((f) => f.shards === 4);
-  if (four !== undefined) {
-    const p99 = ms(four.openLoop.p99);
+  for (const f of figures.filter((f) => f.shards === 4)) {
+    const loop = f.openLoops.find((l) => l.k === 100);
+    if (loop === undefined) continue;
+    const p99 = ms(loop.p99);
     checks.push({
-      name: `S=4: scatter-gather p99 at ${OPEN_LOOP_RATE} q/s (ms)`,
+      name: `S=${f.label}: scatter-gather p99, k = 100, at ${OPEN_LOOP_RATE} q/s (ms)`,
       value: p99,
       target: `<= ${TARGET_SCATTER_P99_MS}`,
-      pass: p99 <= TARGET_SCATTER_P99_MS && four.openLoop.errors === 0,
+      pass: p99 <= TARGET_SCATTER_P99_MS && loop.errors === 0 && loop.degraded === 0,
     });
   }
   return {
     name: 'retrieval',
     params,
-    tables: [index, single, scatter],
+    tables: [index, single, sequentialTable, scatter],
     checks,
     figures,
     notes: [
-      'Every shard runs in its own node process (2 search workers each) beside nats-server and ' +
-        'this process, all on the same machine: with 4 shards, 4 node processes and 8 worker ' +
-        'threads share its cores.',
+      'Every node process (2 search workers per shard) runs beside nats-server and this process ' +
+        'on the same machine: with 4 shards in 4 processes, 4 event loops and 8 worker threads ' +
+        'share its cores. `4 (1 proc)` serves the same 4 shards from one node process.',
       'Build time is single-process, one shard after another, with usearch using every core.',
     ],
   };
@@ -507,9 +550,10 @@ async function run(options: BenchOptions): Promise<BenchReport> {
   const server = await startNatsServer();
   const figures: ShardCountFigures[] = [];
   try {
-    for (const shards of SHARD_COUNTS) {
+    for (const { shards, oneProcess } of LAYOUTS) {
       const f = await benchShardCount(
         shards,
+        oneProcess,
         items,
         queries,
         truth,
@@ -518,8 +562,8 @@ async function run(options: BenchOptions): Promise<BenchReport> {
         options.progress,
       );
       options.progress(
-        `S=${shards}: recall@100 ${f.recall100.toFixed(3)}, worker p50 ${ms(f.worker.p50).toFixed(3)} ms, ` +
-          `open-loop p99 ${ms(f.openLoop.p99).toFixed(2)} ms`,
+        `S=${f.label}: recall@100 ${f.recall100.toFixed(3)}, worker p50 ${ms(f.worker.p50).toFixed(3)} ms, ` +
+          `open-loop p99 (k = 100) ${ms(f.openLoops[0]!.p99).toFixed(2)} ms`,
       );
       figures.push(f);
     }
