@@ -173,9 +173,10 @@ export function actorSuite(
       const node = await c.node([echoKind()], groups);
       const started = Date.now();
       await expect(
-        node.client.ask({ kind: 'echo', group: '7' }, 'echo', { text: 'x' }, { timeoutMs: 150 }),
+        node.client.ask({ kind: 'echo', group: '7' }, 'echo', { text: 'x' }, { timeoutMs: 400 }),
       ).rejects.toBeInstanceOf(NoRespondersError);
-      expect(Date.now() - started).toBeLessThan(1000);
+      // Retries stop at the deadline; the bound leaves room for a loaded machine.
+      expect(Date.now() - started).toBeLessThan(2500);
     });
 
     it('refuses messages beyond the mailbox bound with a retryable overloaded error', async () => {
