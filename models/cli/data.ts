@@ -6,7 +6,7 @@
 import { access, readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 
-import { InvalidArgumentError, Option } from 'commander';
+import { Option } from 'commander';
 import type { Command } from 'commander';
 
 import { CONFIG_FILE_ENV_VAR, defaultConfigPath, loadConfig } from '../../runtime/config/index.js';
@@ -18,6 +18,7 @@ import type { GenerateProgress, Scale } from '../data/generate.js';
 import { ProgressBar } from '../data/progress.js';
 import { TRUTH_DIR } from '../data/truth.js';
 import type { DatasetManifest } from '../data/types.js';
+import { integer } from './args.js';
 
 /** The `data` command of `program`, created on first use, so every file can attach to it. */
 export function dataCommand(program: Command): Command {
@@ -40,16 +41,6 @@ export interface DataGenerateFlags {
   config?: string;
   force?: boolean;
   progress?: boolean;
-}
-
-function integer(min: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min) {
-      throw new InvalidArgumentError(`expected an integer >= ${min}, got ${value}`);
-    }
-    return n;
-  };
 }
 
 function configFor(path: string | undefined, env: Record<string, string | undefined>) {

@@ -28,6 +28,7 @@ import type { RetrievalScorer } from '../retrieval/scorer.js';
 import { userProfiles } from '../retrieval/features.js';
 import { TwoTowerScorer } from '../retrieval/two-tower-scorer.js';
 import { resolveDatasetDir } from './data.js';
+import { fraction, integer, positiveNumber } from './args.js';
 
 export interface EvalFlags {
   data: string;
@@ -110,7 +111,9 @@ export async function runEval(
     }
     // Profiles let the user tower serve users without training history (cold start) as trained.
     scorers.push(
-      new TwoTowerScorer(loaded.model, loaded.itemEmbeddings, { profiles: userProfiles(dataset.users) }),
+      new TwoTowerScorer(loaded.model, loaded.itemEmbeddings, {
+        profiles: userProfiles(dataset.users),
+      }),
     );
   }
 
@@ -210,31 +213,6 @@ function checkModelFits(loaded: LoadedRetrievalModel, dataset: Dataset, split: E
 
 function iso(ms: number | null): string {
   return ms === null || !Number.isFinite(ms) ? 'none' : new Date(ms).toISOString();
-}
-
-function integer(min: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min) {
-      throw new InvalidArgumentError(`expected an integer >= ${min}, got ${value}`);
-    }
-    return n;
-  };
-}
-
-function positiveNumber(value: string): number {
-  const n = Number(value);
-  if (!(n > 0) || !Number.isFinite(n)) {
-    throw new InvalidArgumentError(`expected a positive number, got ${value}`);
-  }
-  return n;
-}
-
-function fraction(value: string): number {
-  const n = Number(value);
-  if (!(n > 0 && n < 1))
-    throw new InvalidArgumentError(`expected a number in (0, 1), got ${value}`);
-  return n;
 }
 
 /** `10,50,100` → [10, 50, 100]. */

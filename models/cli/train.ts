@@ -7,7 +7,7 @@
 import { access } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 
-import { InvalidArgumentError, Option } from 'commander';
+import { Option } from 'commander';
 import type { Command } from 'commander';
 
 import { CONFIG_FILE_ENV_VAR, defaultConfigPath, loadConfig } from '../../runtime/config/index.js';
@@ -35,6 +35,7 @@ import { choosePopularityHalfLife } from '../retrieval/recency.js';
 import type { TwoTowerTrainOptions } from '../retrieval/train.js';
 import type { TwoTowerScorer } from '../retrieval/two-tower-scorer.js';
 import { resolveDatasetDir } from './data.js';
+import { fraction, integer, nonNegativeNumber, positiveNumber } from './args.js';
 
 /** The `train` command of `program`, created on first use, so other files can attach to it. */
 export function trainCommand(program: Command): Command {
@@ -62,39 +63,6 @@ export interface TrainRetrievalFlags {
   eval?: boolean;
   evalUsers?: number;
   json?: boolean;
-}
-
-function integer(min: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min) {
-      throw new InvalidArgumentError(`expected an integer >= ${min}, got ${value}`);
-    }
-    return n;
-  };
-}
-
-function positiveNumber(value: string): number {
-  const n = Number(value);
-  if (!(n > 0) || !Number.isFinite(n)) {
-    throw new InvalidArgumentError(`expected a positive number, got ${value}`);
-  }
-  return n;
-}
-
-function nonNegativeNumber(value: string): number {
-  const n = Number(value);
-  if (!(n >= 0) || !Number.isFinite(n)) {
-    throw new InvalidArgumentError(`expected a number >= 0, got ${value}`);
-  }
-  return n;
-}
-
-function fraction(value: string): number {
-  const n = Number(value);
-  if (!(n > 0 && n < 1))
-    throw new InvalidArgumentError(`expected a number in (0, 1), got ${value}`);
-  return n;
 }
 
 /**
