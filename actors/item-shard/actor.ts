@@ -25,6 +25,7 @@ import {
 } from './messages.js';
 import type {
   ItemShardProtocol,
+  PackedItems,
   ScoredItem,
   SearchReply,
   SearchRequest,
@@ -91,6 +92,8 @@ interface OpenState {
   manifest: ShardManifest;
   files: ShardFiles;
   pool: SearchPool;
+  /** Item id of each row of the base file (`null` for a row a compaction removed). */
+  ids: readonly (string | null)[];
   delta: ShardDelta;
   indexVersion: string;
   /** The compacted generation's own folder, removed once a later one replaces it. */
@@ -146,6 +149,7 @@ export class ItemShardActor extends Actor<ItemShardProtocol> {
       manifest,
       files,
       pool,
+      ids: items.ids,
       delta: new ShardDelta(liveIds(items), manifest.metric),
       indexVersion: indexVersionOf(manifest),
       generationDir: undefined,
@@ -250,6 +254,7 @@ export class ItemShardActor extends Actor<ItemShardProtocol> {
         manifest: built.manifest,
         files: built.files,
         pool,
+        ids: items.ids,
         delta: current.delta.rebase(liveIds(items)),
         indexVersion: indexVersionOf(built.manifest),
         generationDir: outDir,
@@ -331,27 +336,43 @@ export class ItemShardActor extends Actor<ItemShardProtocol> {
   }
 
   private async search(request: SearchRequest): Promise<SearchReply> {
-    const { shard, manifest, pool, delta, indexVersion } = this.state();
+    const { shard, manifest, pool, ids, delta, indexVersion } = this.state();
     checkDims(request.vector, 'vector', manifest.dims);
     const { vector, k, exclude, categories } = request;
     // Hidden base items (deleted or replaced) are dropped here rather than sent to the worker with
     // every query; the worker fetches that many more so k live items still come back.
     const extra = Math.min(delta.hiddenCount, manifest.count);
     const result = await pool.run({ op: 'search', vector, k, exclude, categories, extra });
-    if (!Array.isArray(result)) throw new Error('the search worker answered a search with info');
-    const base: ScoredItem[] = [];
-    for (const item of result) {
-      if (base.length === k) break;
-      if (!delta.isHidden(item.item_id)) base.push(item);
+    if (!('rows' in result)) throw new Error('the search worker answered a search with info');
+    // Rows become ids here, once; the scores stay packed.
+    const { rows, scores } = result;
+    const item_ids: string[] = [];
+    let baseScores = scores;
+    let kept = 0;
+    const checkHidden = delta.hiddenCount > 0;
+    for (let i = 0; i < rows.length && kept < k; i++) {
+      const id = ids[rows[i]!];
+      if (id === undefined || id === null) {
+        throw new Error(`the search worker answered row ${rows[i]} outside the shard file`);
+      }
+      if (checkHidden && delta.isHidden(id)) {
+        // Compact the kept scores in place only once something was dropped.
+        if (baseScores === scores) baseScores = scores.slice();
+        continue;
+      }
+      if (baseScores !== scores) baseScores[kept] = scores[i]!;
+      item_ids.push(id);
+      kept++;
     }
+    const base = { item_ids, scores: baseScores.subarray(0, kept) };
     const fresh = delta.search(
       vector,
       k,
       exclude === undefined ? undefined : new Set(exclude),
       categories === undefined ? undefined : new Set(categories),
     );
-    const items = fresh.length === 0 ? base : mergeTopK(base, fresh, k);
-    return { items, shard, index_version: indexVersion };
+    const merged = fresh.length === 0 ? base : mergeWithDelta(base, fresh, k);
+    return { item_ids: merged.item_ids, scores: merged.scores, shard, index_version: indexVersion };
   }
 }
 
@@ -362,8 +383,19 @@ function liveIds(items: ShardItems): Set<string> {
   return ids;
 }
 
-function mergeTopK(a: readonly ScoredItem[], b: readonly ScoredItem[], k: number): ScoredItem[] {
-  return [...a, ...b].sort((x, y) => y.score - x.score).slice(0, k);
+/** The best `k` of the base's packed answer and the delta's exact one. */
+function mergeWithDelta(base: PackedItems, fresh: readonly ScoredItem[], k: number): PackedItems {
+  const all: ScoredItem[] = base.item_ids.map((item_id, i) => ({
+    item_id,
+    score: base.scores[i]!,
+  }));
+  // Scores travel as float32: round the delta's the same way so ties compare alike.
+  for (const item of fresh) all.push({ item_id: item.item_id, score: Math.fround(item.score) });
+  const top = all.sort((x, y) => y.score - x.score).slice(0, k);
+  return {
+    item_ids: top.map((it) => it.item_id),
+    scores: Float32Array.from(top, (it) => it.score),
+  };
 }
 
 /** The `items` kind over the index in `options.indexDir`. */

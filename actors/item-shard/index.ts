@@ -25,7 +25,14 @@ export {
 } from './index-file.js';
 export * from './messages.js';
 export { SearchPool, resolveWorkerFile, type SearchPoolOptions, type WorkerFile } from './pool.js';
-export { exactScore, scoreOf, searchShard, type ShardQuery } from './shard-search.js';
+export {
+  exactScore,
+  scoreOf,
+  searchShard,
+  searchShardRows,
+  type ShardHits,
+  type ShardQuery,
+} from './shard-search.js';
 export {
   ShardScatter,
   mergeTopK,

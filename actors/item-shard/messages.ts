@@ -4,13 +4,15 @@
  *
  * | op       | request                                                        | reply                                       |
  * | -------- | -------------------------------------------------------------- | ------------------------------------------- |
- * | `search` | `{vector: f32[dims], k, exclude?: item ids, categories?: [..]}` | `{items: [{item_id, score}], shard, index_version}` best first |
+ * | `search` | `{vector: f32[dims], k, exclude?: item ids, categories?: [..]}` | `{item_ids: [..], scores: f32[n], shard, index_version}` best first |
  * | `upsert` | `{items: [{item_id, vector: f32[dims], category?}]}`           | `{upserted, delta}`                         |
  * | `delete` | `{item_ids: [..]}`                                             | `{deleted, tombstones}`                     |
  * | `stats`  | `{}`                                                           | {@link ShardStats}                          |
  *
- * Vectors travel as raw float32 bytes (the codec's frame), never as JSON numbers. A score is larger
- * for a better match: the inner product or cosine similarity, or the negated squared distance.
+ * Vectors travel as raw float32 bytes (the codec's frame), never as JSON numbers. A `search` reply is
+ * packed: `scores[i]` (float32, raw bytes too) is the score of `item_ids[i]`, the two of the same
+ * length, best first; no object per item. A score is larger for a better match: the inner product
+ * or cosine similarity, or the negated squared distance.
  * Every malformed request is answered with `bad_request` naming the field (`vector`, `k`,
  * `exclude[3]`, `items[0].vector`, ...).
  */
@@ -35,9 +37,25 @@ export interface ScoredItem {
   score: number;
 }
 
+/**
+ * Scored items in packed form, best first: `scores[i]` is the score of `item_ids[i]`, the two
+ * always of the same length.
+ */
+export interface PackedItems {
+  item_ids: string[];
+  scores: Float32Array;
+}
+
+/** The items of a packed list as objects (for callers that want them one by one). */
+export function unpackItems(packed: PackedItems): ScoredItem[] {
+  return packed.item_ids.map((item_id, i) => ({ item_id, score: packed.scores[i]! }));
+}
+
 export interface SearchReply {
   /** Best first; fewer than `k` when the filters leave fewer. */
-  items: ScoredItem[];
+  item_ids: string[];
+  /** `scores[i]` is the score of `item_ids[i]`: float32, raw bytes in the frame. */
+  scores: Float32Array;
   shard: number;
   index_version: string;
 }

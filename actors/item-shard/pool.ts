@@ -119,7 +119,7 @@ export class SearchPool {
         Array.from({ length: this.workers }, () => this.run({ op: 'info' })),
       );
       for (const info of infos) {
-        if (!Array.isArray(info)) seen.set(info.threadId, info);
+        if ('threadId' in info) seen.set(info.threadId, info);
       }
     }
     return [...seen.values()];

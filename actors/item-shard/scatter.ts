@@ -7,7 +7,7 @@
 import type { ActorClient, TypedRef } from '../../runtime/client/client.js';
 import { BadRequestError } from '../../runtime/errors.js';
 import { ITEMS_KIND } from './messages.js';
-import type { ItemShardProtocol, ScoredItem, SearchRequest } from './messages.js';
+import type { ItemShardProtocol, PackedItems, SearchRequest } from './messages.js';
 
 export interface ShardScatterOptions {
   client: ActorClient;
@@ -25,7 +25,9 @@ export interface ScatterCallOptions {
 
 export interface ScatterResult {
   /** The best `k` over the shards that answered, best first. */
-  items: ScoredItem[];
+  item_ids: string[];
+  /** `scores[i]` is the score of `item_ids[i]`. */
+  scores: Float32Array;
   /** Shards that did not answer within the deadline, or answered with an error; ascending. */
   missing_shards: number[];
   /** True when any shard is missing: the items are the best of a part of the index. */
@@ -57,41 +59,49 @@ export class ShardScatter {
     const settled = await Promise.allSettled(
       this.shards.map((shard) => this.ref.ask(shard, 'search', request, call)),
     );
-    const lists: ScoredItem[][] = [];
+    const lists: PackedItems[] = [];
     const missing: number[] = [];
     settled.forEach((outcome, shard) => {
       if (outcome.status === 'fulfilled') {
-        lists.push(outcome.value.items);
+        lists.push(outcome.value);
         return;
       }
       if (outcome.reason instanceof BadRequestError) throw outcome.reason;
       missing.push(shard);
     });
     return {
-      items: mergeTopK(lists, request.k),
+      ...mergeTopK(lists, request.k),
       missing_shards: missing,
       degraded: missing.length > 0,
     };
   }
 }
 
-/** The best `k` of several lists, each already best first (k-way merge). */
-export function mergeTopK(lists: readonly (readonly ScoredItem[])[], k: number): ScoredItem[] {
+/** The best `k` of several packed lists, each already best first (k-way merge). */
+export function mergeTopK(lists: readonly PackedItems[], k: number): PackedItems {
+  let total = 0;
+  for (const list of lists) total += list.item_ids.length;
+  const n = Math.min(k, total);
+  const item_ids: string[] = [];
+  const scores = new Float32Array(n);
   const heads = lists.map(() => 0);
-  const out: ScoredItem[] = [];
-  while (out.length < k) {
+  while (item_ids.length < n) {
     let best = -1;
     let bestScore = Number.NEGATIVE_INFINITY;
     for (let l = 0; l < lists.length; l++) {
-      const item = lists[l]![heads[l]!];
-      if (item !== undefined && (best === -1 || item.score > bestScore)) {
+      const list = lists[l]!;
+      const head = heads[l]!;
+      if (head >= list.item_ids.length) continue;
+      const score = list.scores[head]!;
+      if (best === -1 || score > bestScore) {
         best = l;
-        bestScore = item.score;
+        bestScore = score;
       }
     }
     if (best === -1) break;
-    out.push(lists[best]![heads[best]!]!);
+    scores[item_ids.length] = bestScore;
+    item_ids.push(lists[best]!.item_ids[heads[best]!]!);
     heads[best]!++;
   }
-  return out;
+  return { item_ids, scores };
 }

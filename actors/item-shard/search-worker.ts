@@ -5,11 +5,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { threadId, workerData } from 'node:worker_threads';
+import { Piscina } from 'piscina';
 import { openShardSync } from './index-file.js';
 import type { ShardFiles, ShardItems, ShardManifest } from './index-file.js';
-import type { ScoredItem } from './messages.js';
-import { searchShard } from './shard-search.js';
-import type { ShardQuery } from './shard-search.js';
+import { searchShardRows } from './shard-search.js';
+import type { ShardHits, ShardQuery } from './shard-search.js';
 
 /** What the pool hands every worker at start-up. */
 export interface SearchWorkerData {
@@ -28,11 +28,27 @@ export interface WorkerInfo {
 
 export type SearchTask = ({ op: 'search' } & ShardQuery) | { op: 'info' } | { op: 'exit' };
 
-export type SearchTaskResult = ScoredItem[] | WorkerInfo;
+/** A search answers packed rows and scores (see {@link ShardHits}); `info` answers {@link WorkerInfo}. */
+export type SearchTaskResult = ShardHits | WorkerInfo;
 
 const data = workerData as SearchWorkerData;
 const items = JSON.parse(readFileSync(data.files.items, 'utf8')) as ShardItems;
 const shard = openShardSync(data.manifest, data.files, items, data.expansionSearch);
+
+/**
+ * Hands `hits` back by transfer: both arrays share one buffer, which moves to the caller's thread
+ * instead of being copied (the worker never touches it again).
+ */
+function moved(hits: ShardHits): ShardHits {
+  const buffers =
+    hits.rows.buffer === hits.scores.buffer
+      ? [hits.rows.buffer]
+      : [hits.rows.buffer, hits.scores.buffer];
+  const transferable = { [Piscina.transferableSymbol]: buffers, [Piscina.valueSymbol]: hits };
+  return Piscina.move(
+    transferable as unknown as Parameters<typeof Piscina.move>[0],
+  ) as unknown as ShardHits;
+}
 
 export default function run(task: SearchTask): SearchTaskResult {
   if (task.op === 'info') {
@@ -43,5 +59,5 @@ export default function run(task: SearchTask): SearchTaskResult {
     // In a worker thread this ends the thread, not the process.
     process.exit(1);
   }
-  return searchShard(shard, task);
+  return moved(searchShardRows(shard, task));
 }

@@ -50,10 +50,20 @@ export function exactScore(metric: IndexMetric, a: Float32Array, b: Float32Array
   return na === 0 || nb === 0 ? 0 : dot / Math.sqrt(na * nb);
 }
 
-export function searchShard(shard: OpenShard, query: ShardQuery): ScoredItem[] {
+/**
+ * A shard's answer in packed form: `rows[i]` is a row of the shard file (its id is `ids[rows[i]]`)
+ * and `scores[i]` its score, best first. Two typed arrays instead of an object per item, so a
+ * worker hands them back by transfer, not by structured clone.
+ */
+export interface ShardHits {
+  rows: Int32Array;
+  scores: Float32Array;
+}
+
+export function searchShardRows(shard: OpenShard, query: ShardQuery): ShardHits {
   // Live vectors: rows a compaction removed are never returned.
   const size = shard.manifest.count;
-  if (size === 0) return [];
+  if (size === 0) return { rows: new Int32Array(0), scores: new Float32Array(0) };
   const exclude =
     query.exclude === undefined || query.exclude.length === 0 ? undefined : new Set(query.exclude);
   const allowed =
@@ -62,15 +72,22 @@ export function searchShard(shard: OpenShard, query: ShardQuery): ScoredItem[] {
         ? undefined
         : new Set<string>()
       : new Set(query.categories);
+  const want = query.k + (query.extra ?? 0);
   const drop = (exclude?.size ?? 0) + (query.extra ?? 0);
   let fetch = Math.min(size, query.k + drop);
   if (allowed !== undefined) fetch = Math.min(size, Math.max(fetch, 4 * query.k));
+  const metric = shard.manifest.metric;
   for (;;) {
     // One thread: the caller is already a worker thread, one query per worker at a time.
     const matches = shard.index.search(query.vector, fetch, 1);
-    const items: ScoredItem[] = [];
     const keys = matches.keys;
-    for (let i = 0; i < keys.length && items.length < query.k + (query.extra ?? 0); i++) {
+    const cap = Math.min(want, keys.length);
+    // One buffer for both arrays: a single allocation, and a single transfer out of a worker.
+    const buffer = new ArrayBuffer(cap * 8);
+    const rows = new Int32Array(buffer, 0, cap);
+    const scores = new Float32Array(buffer, cap * 4, cap);
+    let n = 0;
+    for (let i = 0; i < keys.length && n < want; i++) {
       const row = Number(keys[i]);
       const id = shard.ids[row];
       if (id === undefined || id === null || exclude?.has(id) === true) continue;
@@ -78,11 +95,25 @@ export function searchShard(shard: OpenShard, query: ShardQuery): ScoredItem[] {
         const category = shard.categories?.[row];
         if (category === null || category === undefined || !allowed.has(category)) continue;
       }
-      items.push({ item_id: id, score: scoreOf(shard.manifest.metric, matches.distances[i]!) });
+      rows[n] = row;
+      scores[n] = scoreOf(metric, matches.distances[i]!);
+      n++;
     }
-    if (items.length >= query.k + (query.extra ?? 0) || fetch >= size || allowed?.size === 0) {
-      return items;
+    if (n >= want || fetch >= size || allowed?.size === 0) {
+      return n === cap
+        ? { rows, scores }
+        : { rows: rows.subarray(0, n), scores: scores.subarray(0, n) };
     }
     fetch = Math.min(size, fetch * 4);
   }
+}
+
+/** {@link searchShardRows} with the rows mapped to ids, one object per item: tests and benchmarks. */
+export function searchShard(shard: OpenShard, query: ShardQuery): ScoredItem[] {
+  const { rows, scores } = searchShardRows(shard, query);
+  const items: ScoredItem[] = [];
+  for (let i = 0; i < rows.length; i++) {
+    items.push({ item_id: shard.ids[rows[i]!]!, score: scores[i]! });
+  }
+  return items;
 }

@@ -11,6 +11,7 @@ import {
   buildShards,
   itemShardKind,
   shardOf,
+  unpackItems,
 } from '../../actors/item-shard/index.js';
 import type { ItemShardProtocol } from '../../actors/item-shard/index.js';
 import { BadRequestError } from '../../runtime/errors.js';
@@ -99,7 +100,7 @@ export function itemShardLiveSuite(
             const reply = await shard.ask('0', 'search', { vector, k: 5 }, { timeoutMs: 10_000 });
             searches++;
             versions.add(reply.index_version);
-            const ids = reply.items.map((it) => it.item_id);
+            const ids = unpackItems(reply).map((it) => it.item_id);
             if (ids.length !== 5) failures.push(`${ids.length} items`);
             if (i % 2 === 0 && mustFind !== undefined && ids[0] !== mustFind.item_id) {
               failures.push(
@@ -152,11 +153,11 @@ export function itemShardLiveSuite(
       expect(stats.vectors).toBe(baseCount + fresh.length - doomed.length);
       for (const { item_id, vector } of fresh) {
         const reply = await shard.ask('0', 'search', { vector, k: 1 });
-        expect(reply.items[0]!.item_id).toBe(item_id);
+        expect(unpackItems(reply)[0]!.item_id).toBe(item_id);
       }
       for (const { id, vector } of deleted) {
         const reply = await shard.ask('0', 'search', { vector, k: 20 });
-        expect(reply.items.map((it) => it.item_id)).not.toContain(id);
+        expect(unpackItems(reply).map((it) => it.item_id)).not.toContain(id);
       }
     });
 
@@ -183,7 +184,7 @@ export function itemShardLiveSuite(
       for (const item of fresh) await shard.ask('0', 'upsert', { items: [item] });
       for (const { item_id, vector } of fresh) {
         const reply = await shard.ask('0', 'search', { vector, k: 1 });
-        expect(reply.items[0]!.item_id).toBe(item_id);
+        expect(unpackItems(reply)[0]!.item_id).toBe(item_id);
         expect(reply.index_version).not.toMatch(/\+/);
       }
       const stats = await shard.ask('0', 'stats', {});
@@ -204,12 +205,14 @@ export function itemShardLiveSuite(
         const result = await scatter.search({ vector, k: 10 }, { timeoutMs: 5000 });
         expect(result.missing_shards).toEqual([]);
         expect(result.degraded).toBe(false);
-        expect(result.items).toHaveLength(10);
+        expect(unpackItems(result)).toHaveLength(10);
         const truth = exactTopK(items, vector, 10, 'ip');
-        hits += result.items.filter((it) => truth.includes(it.item_id)).length;
+        hits += unpackItems(result).filter((it) => truth.includes(it.item_id)).length;
         total += 10;
-        for (let i = 1; i < result.items.length; i++) {
-          expect(result.items[i]!.score).toBeLessThanOrEqual(result.items[i - 1]!.score);
+        for (let i = 1; i < unpackItems(result).length; i++) {
+          expect(unpackItems(result)[i]!.score).toBeLessThanOrEqual(
+            unpackItems(result)[i - 1]!.score,
+          );
         }
       }
       // HNSW at this size and ef is exact or within a rare miss of it.
@@ -238,10 +241,10 @@ export function itemShardLiveSuite(
       const elapsed = Date.now() - started;
       expect(partial.degraded).toBe(true);
       expect(partial.missing_shards).toEqual([1]);
-      expect(partial.items).toHaveLength(10);
-      expect(partial.items.every((it) => shardOf(it.item_id, SHARDS) !== 1)).toBe(true);
-      const survivors = all.items.filter((it) => shardOf(it.item_id, SHARDS) !== 1);
-      expect(partial.items.slice(0, survivors.length)).toEqual(survivors);
+      expect(unpackItems(partial)).toHaveLength(10);
+      expect(unpackItems(partial).every((it) => shardOf(it.item_id, SHARDS) !== 1)).toBe(true);
+      const survivors = unpackItems(all).filter((it) => shardOf(it.item_id, SHARDS) !== 1);
+      expect(unpackItems(partial).slice(0, survivors.length)).toEqual(survivors);
       // The answer comes by the deadline (plus scheduling slack), not after it.
       expect(elapsed).toBeLessThan(deadlineMs + 150);
     });

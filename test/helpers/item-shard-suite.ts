@@ -6,8 +6,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { buildShards, itemShardKind, shardOf } from '../../actors/item-shard/index.js';
-import type { ItemShardProtocol, ScoredItem } from '../../actors/item-shard/index.js';
+import { buildShards, itemShardKind, shardOf, unpackItems } from '../../actors/item-shard/index.js';
+import type { ItemShardProtocol, SearchReply } from '../../actors/item-shard/index.js';
 import { BadRequestError, NoRespondersError } from '../../runtime/errors.js';
 import type { RunningNode } from '../../runtime/node.js';
 import { prng } from './assertions.js';
@@ -57,7 +57,7 @@ export function itemShardSuite(name: string, makeCluster: () => Promise<TestClus
         ),
       );
       return replies
-        .flatMap((r) => r.items)
+        .flatMap((r) => unpackItems(r))
         .sort((a, b) => b.score - a.score)
         .slice(0, k);
     };
@@ -77,7 +77,7 @@ export function itemShardSuite(name: string, makeCluster: () => Promise<TestClus
         .ask('1', 'search', { vector: queryNear(items, rand), k: 3 });
       expect(reply.shard).toBe(1);
       expect(reply.index_version).toMatch(/^suite-model@/);
-      expect(reply.items.every((i) => shardOf(i.item_id, SHARDS) === 1)).toBe(true);
+      expect(unpackItems(reply).every((i) => shardOf(i.item_id, SHARDS) === 1)).toBe(true);
     });
 
     it('answers every bad input with an error naming the field, and keeps serving', async () => {
@@ -110,7 +110,7 @@ export function itemShardSuite(name: string, makeCluster: () => Promise<TestClus
         .catch((e: unknown) => e);
       expect((upsert as BadRequestError).field).toBe('items[0].vector');
       expect(
-        (await shard.ask('0', 'search', { vector: queryNear(items, prng(1)), k: 5 })).items,
+        unpackItems(await shard.ask('0', 'search', { vector: queryNear(items, prng(1)), k: 5 })),
       ).toHaveLength(5);
     });
 
@@ -122,18 +122,18 @@ export function itemShardSuite(name: string, makeCluster: () => Promise<TestClus
       for (let q = 0; q < 10; q++) {
         const vector = queryNear(items, rand);
         const first = await shard.ask('0', 'search', { vector, k: 10 });
-        const exclude = first.items.map((i) => i.item_id);
+        const exclude = unpackItems(first).map((i) => i.item_id);
         const next = await shard.ask('0', 'search', { vector, k: 10, exclude });
-        expect(next.items).toHaveLength(10);
-        expect(next.items.filter((i) => exclude.includes(i.item_id))).toEqual([]);
+        expect(unpackItems(next)).toHaveLength(10);
+        expect(unpackItems(next).filter((i) => exclude.includes(i.item_id))).toEqual([]);
         const only = await shard.ask('0', 'search', {
           vector,
           k: 5,
           categories: ['cat_2', 'cat_5'],
         });
-        expect(only.items).toHaveLength(5);
+        expect(unpackItems(only)).toHaveLength(5);
         expect(
-          only.items.every((i) => ['cat_2', 'cat_5'].includes(categoryOf.get(i.item_id)!)),
+          unpackItems(only).every((i) => ['cat_2', 'cat_5'].includes(categoryOf.get(i.item_id)!)),
         ).toBe(true);
       }
     });
@@ -143,26 +143,32 @@ export function itemShardSuite(name: string, makeCluster: () => Promise<TestClus
       const shard = node.client.grouped<ItemShardProtocol>('items');
       const vector = queryNear(items, prng(8));
       const before = await shard.ask('0', 'search', { vector, k: 5 });
-      const best = before.items[0]!;
+      const best = unpackItems(before)[0]!;
       // A fresh item exactly on the query beats everything in the base.
       const upserted = await shard.ask('0', 'upsert', {
         items: [{ item_id: 'fresh_1', vector, category: 'cat_new' }],
       });
       expect(upserted).toEqual({ upserted: 1, delta: 1 });
       const after = await shard.ask('0', 'search', { vector, k: 5 });
-      expect(after.items[0]!.item_id).toBe('fresh_1');
-      expect(after.items[0]!.score).toBeCloseTo(1, 4);
-      expect(after.items.slice(1).map((i) => i.item_id)).toEqual(
-        before.items.slice(0, 4).map((i) => i.item_id),
+      expect(unpackItems(after)[0]!.item_id).toBe('fresh_1');
+      expect(unpackItems(after)[0]!.score).toBeCloseTo(1, 4);
+      expect(
+        unpackItems(after)
+          .slice(1)
+          .map((i) => i.item_id),
+      ).toEqual(
+        unpackItems(before)
+          .slice(0, 4)
+          .map((i) => i.item_id),
       );
       const onlyNew = await shard.ask('0', 'search', { vector, k: 5, categories: ['cat_new'] });
-      expect(onlyNew.items.map((i) => i.item_id)).toEqual(['fresh_1']);
+      expect(unpackItems(onlyNew).map((i) => i.item_id)).toEqual(['fresh_1']);
 
       const deleted = await shard.ask('0', 'delete', {
         item_ids: [best.item_id, 'fresh_1', 'nope'],
       });
       expect(deleted).toEqual({ deleted: 2, tombstones: 1 });
-      const ids = (r: { items: ScoredItem[] }) => r.items.map((i) => i.item_id);
+      const ids = (r: SearchReply): string[] => r.item_ids;
       const later = await shard.ask('0', 'search', { vector, k: 5 });
       expect(ids(later)).not.toContain(best.item_id);
       expect(ids(later)).not.toContain('fresh_1');

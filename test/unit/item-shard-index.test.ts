@@ -10,6 +10,7 @@ import {
   readShardManifest,
   resolveWorkerFile,
   searchShard,
+  searchShardRows,
   shardFiles,
   shardOf,
 } from '../../actors/item-shard/index.js';
@@ -143,7 +144,16 @@ describe('item index files', () => {
     try {
       const query = queryNear(items, prng(21));
       const inWorker = await pool.run({ op: 'search', vector: query, k: 10 });
-      expect(inWorker).toEqual(searchShard(shards[0]!, { vector: query, k: 10 }));
+      // Packed: row numbers and float32 scores, moved out of the worker rather than cloned.
+      expect(inWorker).toEqual(searchShardRows(shards[0]!, { vector: query, k: 10 }));
+      if (!('rows' in inWorker)) throw new Error('expected a packed search answer');
+      expect(inWorker.rows).toBeInstanceOf(Int32Array);
+      expect(inWorker.scores).toBeInstanceOf(Float32Array);
+      expect(inWorker.rows).toHaveLength(10);
+      const objects = searchShard(shards[0]!, { vector: query, k: 10 });
+      expect(objects.map((i) => i.item_id)).toEqual(
+        [...inWorker.rows].map((row) => shards[0]!.ids[row]),
+      );
       expect(pool.threads).toBe(2);
     } finally {
       await pool.close();

@@ -6,7 +6,11 @@ import {
   validateSearch,
   validateStats,
   validateUpsert,
+  unpackItems,
 } from '../../actors/item-shard/messages.js';
+import type { SearchReply } from '../../actors/item-shard/messages.js';
+import { mergeTopK } from '../../actors/item-shard/scatter.js';
+import { decode, encode } from '../../runtime/codec.js';
 import { badRequest } from '../helpers/assertions.js';
 
 const limits = { dims: 4, maxK: 100 };
@@ -96,5 +100,41 @@ describe('shard delta', () => {
     delta.upsert({ item_id: 'a', vector: ok });
     expect(delta.tombstones).toBe(1);
     expect(delta.live).toBe(2);
+  });
+});
+
+describe('packed search replies', () => {
+  const packed = (ids: string[], scores: number[]) => ({
+    item_ids: ids,
+    scores: Float32Array.from(scores),
+  });
+
+  it('travel as ids plus raw float32 scores, a subarray included', () => {
+    const scores = Float32Array.from([0.9, 0.5, 0.25, 0.1]).subarray(1, 3);
+    const reply: SearchReply = { item_ids: ['b', 'c'], scores, shard: 2, index_version: 'v1' };
+    const encoded = encode(reply);
+    const back = decode(encoded.data, encoded.headers) as SearchReply;
+    expect(back.item_ids).toEqual(['b', 'c']);
+    expect(back.scores).toBeInstanceOf(Float32Array);
+    expect([...back.scores]).toEqual([...scores]);
+    expect(back).toMatchObject({ shard: 2, index_version: 'v1' });
+    expect(unpackItems(back)).toEqual([
+      { item_id: 'b', score: scores[0] },
+      { item_id: 'c', score: scores[1] },
+    ]);
+  });
+
+  it('merge into the best k over every list, best first', () => {
+    const merged = mergeTopK(
+      [packed(['a', 'b', 'c'], [0.9, 0.5, 0.1]), packed([], []), packed(['x', 'y'], [0.7, 0.6])],
+      4,
+    );
+    expect(merged.item_ids).toEqual(['a', 'x', 'y', 'b']);
+    expect(merged.scores).toBeInstanceOf(Float32Array);
+    expect([...merged.scores]).toEqual([...Float32Array.from([0.9, 0.7, 0.6, 0.5])]);
+    const short = mergeTopK([packed(['a'], [1]), packed(['x'], [2])], 10);
+    expect(short.item_ids).toEqual(['x', 'a']);
+    expect(short.scores).toHaveLength(2);
+    expect(mergeTopK([], 5)).toEqual({ item_ids: [], scores: new Float32Array(0) });
   });
 });

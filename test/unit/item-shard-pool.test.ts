@@ -71,7 +71,7 @@ describe('search pool', () => {
     await eventually(() => expect(p.threads).toBe(2));
     expect(await p.ready()).toHaveLength(2);
     const next = await p.run({ op: 'search', vector: queries[0]!, k: 5 });
-    expect(next).toHaveLength(5);
+    expect('rows' in next && next.rows.length).toBe(5);
   });
 
   it('replaces a worker killed with terminate(), and the next queries succeed', async () => {
@@ -86,7 +86,8 @@ describe('search pool', () => {
     }
     await eventually(() => expect(p.threads).toBe(2));
     for (let i = 0; i < 10; i++) {
-      expect(await p.run({ op: 'search', vector, k: 5 })).toHaveLength(5);
+      const hits = await p.run({ op: 'search', vector, k: 5 });
+      expect('rows' in hits && hits.rows.length).toBe(5);
     }
   });
 
@@ -110,7 +111,7 @@ describe('search pool', () => {
     const closed = p.close();
     await expect(p.run({ op: 'search', vector, k: 5 })).rejects.toBeInstanceOf(UnavailableError);
     const results = await Promise.all(running);
-    expect(results.every((r) => Array.isArray(r) && r.length === 5)).toBe(true);
+    expect(results.every((r) => 'rows' in r && r.rows.length === 5)).toBe(true);
     await closed;
     pool = undefined;
   });
