@@ -13,7 +13,7 @@ describeIntegration('actor runtime over NATS', () => {
   afterAll(async () => {
     await server.stop();
   });
-  // Every test gets its own subject prefix? No: each test closes its nodes, and leases and members
-  // of a closed node are deleted on graceful stop, so tests do not see each other's hosts.
+  // The tests share one server and one prefix: each closes its nodes, and a graceful stop deletes
+  // a node's leases and membership, so no test sees another's hosts.
   actorSuite('NATS', () => Promise.resolve(testCluster(server.url)));
 });
