@@ -2,13 +2,11 @@
  * The item shards while they serve, written once and run on both transports: compaction under a
  * continuous query load, and the scatter-gather client over several shards, one of them down.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   ShardScatter,
-  buildShards,
   itemShardKind,
   shardOf,
   unpackItems,
@@ -19,7 +17,13 @@ import type { RunningNode } from '../../runtime/node.js';
 import { prng } from './assertions.js';
 import type { TestCluster } from './cluster.js';
 import { eventually } from './eventually.js';
-import { clusteredItems, exactTopK, queryNear, randomUnitVector } from './item-vectors.js';
+import {
+  buildTestIndex,
+  clusteredItems,
+  exactTopK,
+  queryNear,
+  randomUnitVector,
+} from './item-vectors.js';
 
 const DIMS = 16;
 const SHARDS = 3;
@@ -33,16 +37,11 @@ export function itemShardLiveSuite(
     let dir: string;
     let cluster: TestCluster | undefined;
     beforeAll(async () => {
-      dir = await mkdtemp(join(tmpdir(), 'recsys-items-live-'));
-      await buildShards({
-        vectors: items.vectors,
+      dir = await buildTestIndex(items, {
         dims: DIMS,
-        ids: items.ids,
-        categories: items.categories,
         shards: SHARDS,
-        params: { metric: 'ip', connectivity: 16, expansionAdd: 128, expansionSearch: 128 },
+        expansionSearch: 128,
         modelVersion: 'live-model',
-        dir,
       });
     });
     afterEach(async () => {

@@ -2,17 +2,16 @@
  * The item-shard actor through the client every caller uses, written once and run on both
  * transports: a small index built in a temporary folder, two shards served by one node.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { buildShards, itemShardKind, shardOf, unpackItems } from '../../actors/item-shard/index.js';
+import { itemShardKind, shardOf, unpackItems } from '../../actors/item-shard/index.js';
 import type { ItemShardProtocol, SearchReply } from '../../actors/item-shard/index.js';
 import { BadRequestError, NoRespondersError } from '../../runtime/errors.js';
 import type { RunningNode } from '../../runtime/node.js';
 import { prng } from './assertions.js';
 import type { TestCluster } from './cluster.js';
-import { clusteredItems, exactTopK, queryNear, recall } from './item-vectors.js';
+import { buildTestIndex, clusteredItems, exactTopK, queryNear, recall } from './item-vectors.js';
 
 const DIMS = 16;
 const SHARDS = 2;
@@ -23,16 +22,11 @@ export function itemShardSuite(name: string, makeCluster: () => Promise<TestClus
     let dir: string;
     let cluster: TestCluster | undefined;
     beforeAll(async () => {
-      dir = await mkdtemp(join(tmpdir(), 'recsys-items-'));
-      await buildShards({
-        vectors: items.vectors,
+      dir = await buildTestIndex(items, {
         dims: DIMS,
-        ids: items.ids,
-        categories: items.categories,
         shards: SHARDS,
-        params: { metric: 'ip', connectivity: 16, expansionAdd: 128, expansionSearch: 64 },
+        expansionSearch: 64,
         modelVersion: 'suite-model',
-        dir,
       });
     });
     afterEach(async () => {

@@ -2,6 +2,10 @@
  * Clustered synthetic item embeddings, shaped like a trained tower's: unit vectors scattered around
  * a few hundred centres, with a category per centre, plus exact top-k for checking recall.
  */
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildShards } from '../../actors/item-shard/index-file.js';
 import { exactScore } from '../../actors/item-shard/shard-search.js';
 import type { IndexMetric } from '../../runtime/config/index.js';
 import { prng } from './assertions.js';
@@ -84,4 +88,28 @@ export function exactTopK(
 export function recall(found: readonly string[], truth: readonly string[]): number {
   const set = new Set(found);
   return truth.length === 0 ? 1 : truth.filter((id) => set.has(id)).length / truth.length;
+}
+
+/** Builds a small inner-product index of `items` in a fresh temporary folder; returns the folder. */
+export async function buildTestIndex(
+  items: ItemVectors,
+  options: { dims: number; shards: number; expansionSearch: number; modelVersion: string },
+): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'recsys-items-'));
+  await buildShards({
+    vectors: items.vectors,
+    dims: options.dims,
+    ids: items.ids,
+    categories: items.categories,
+    shards: options.shards,
+    params: {
+      metric: 'ip',
+      connectivity: 16,
+      expansionAdd: 128,
+      expansionSearch: options.expansionSearch,
+    },
+    modelVersion: options.modelVersion,
+    dir,
+  });
+  return dir;
 }
