@@ -11,10 +11,11 @@ import type { Command } from 'commander';
 
 import { ProgressBar } from '../models/data/progress.js';
 import { RetrievalArtifactError, readRetrievalManifest } from '../models/retrieval/artifact.js';
-import { CONFIG_FILE_ENV_VAR, defaultConfigPath, loadConfig } from '../runtime/config/index.js';
+import { loadCommandConfig } from '../runtime/config/index.js';
 import { ConfigError } from '../runtime/errors.js';
 import { IndexFileError, buildShards } from './item-shard/index-file.js';
 import type { ShardManifest } from './item-shard/index-file.js';
+import { reportFailure } from '../runtime/cli/exit.js';
 
 export interface IndexFlags {
   model: string;
@@ -41,10 +42,7 @@ export async function runIndex(
   flags: IndexFlags,
   env: Record<string, string | undefined> = process.env,
 ): Promise<IndexRunResult> {
-  const config = loadConfig({
-    path: flags.config ?? env[CONFIG_FILE_ENV_VAR] ?? defaultConfigPath(),
-    env,
-  });
+  const config = loadCommandConfig(flags.config, env);
   const modelDir = resolve(flags.model);
   const manifest = await readRetrievalManifest(modelDir);
   const [rows, dims] = manifest.itemEmbeddings.shape;
@@ -100,14 +98,7 @@ function positiveInteger(value: string): number {
 }
 
 function fail(err: unknown): void {
-  const message = err instanceof Error ? err.message : String(err);
-  process.stderr.write(`recsys: ${message}\n`);
-  process.exitCode =
-    err instanceof ConfigError ||
-    err instanceof RetrievalArtifactError ||
-    err instanceof IndexFileError
-      ? 2
-      : 1;
+  reportFailure(err, [ConfigError, RetrievalArtifactError, IndexFileError]);
 }
 
 /** Adds `recsys index`. */

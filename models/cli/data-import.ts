@@ -2,13 +2,12 @@
  * `recsys data import <path>`: a MovieLens folder or a mapped CSV log into a data set folder, with
  * a report of what was read, kept and skipped (printed, and kept in the manifest's `details`).
  */
-import { access } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 
 import { Option } from 'commander';
 import type { Command } from 'commander';
 
-import { CONFIG_FILE_ENV_VAR, defaultConfigPath, loadConfig } from '../../runtime/config/index.js';
+import { loadCommandConfig } from '../../runtime/config/index.js';
 import { ConfigError } from '../../runtime/errors.js';
 import {
   IMPORT_FORMATS,
@@ -28,6 +27,8 @@ import type {
 import { ProgressBar, writeDataset } from '../data/index.js';
 import type { DatasetManifest } from '../data/index.js';
 import { dataCommand } from './data.js';
+import { exists } from './files.js';
+import { reportFailure } from '../../runtime/cli/exit.js';
 
 export interface DataImportFlags {
   format?: ImportFormat;
@@ -61,15 +62,6 @@ export interface DataImportResult {
 /** A data set name is one folder name: letters, digits, `.`, `_`, `-`, not starting with `.`. */
 const DATASET_NAME = /^[A-Za-z0-9_-][A-Za-z0-9._-]*$/;
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Imports `path` and writes the data set. The output folder is `--out`, else
  * `<data.dir>/datasets/<name>` from the configuration; an existing data set there is replaced only
@@ -97,10 +89,7 @@ export async function runDataImport(
   }
   let out = flags.out;
   if (out === undefined) {
-    const config = loadConfig({
-      path: flags.config ?? env[CONFIG_FILE_ENV_VAR] ?? defaultConfigPath(),
-      env,
-    });
+    const config = loadCommandConfig(flags.config, env);
     out = join(config.data.dir, 'datasets', name);
   }
   out = resolve(out);
@@ -271,9 +260,7 @@ export function registerDataImportCommand(program: Command): void {
             : formatImportReport(result),
         );
       } catch (err) {
-        const message = err instanceof Error ? err.message : String(err);
-        process.stderr.write(`recsys: ${message}\n`);
-        process.exitCode = err instanceof ImportError || err instanceof ConfigError ? 2 : 1;
+        reportFailure(err, [ImportError, ConfigError]);
       }
     });
 }

@@ -3,13 +3,13 @@
  * `generate` and `info`; other files attach more subcommands to the same command through
  * {@link dataCommand} (`import` lives in data-import.ts).
  */
-import { access, readdir, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 
 import { Option } from 'commander';
 import type { Command } from 'commander';
 
-import { CONFIG_FILE_ENV_VAR, defaultConfigPath, loadConfig } from '../../runtime/config/index.js';
+import { loadCommandConfig } from '../../runtime/config/index.js';
 import { ConfigError } from '../../runtime/errors.js';
 import { DATA_FILES, MANIFEST_FILE, readManifest } from '../data/dataset-io.js';
 import { DataOptionError, DatasetFormatError } from '../data/errors.js';
@@ -19,6 +19,8 @@ import { ProgressBar } from '../data/progress.js';
 import { TRUTH_DIR } from '../data/truth.js';
 import type { DatasetManifest } from '../data/types.js';
 import { integer } from './args.js';
+import { exists } from './files.js';
+import { reportFailure } from '../../runtime/cli/exit.js';
 
 /** The `data` command of `program`, created on first use, so every file can attach to it. */
 export function dataCommand(program: Command): Command {
@@ -43,19 +45,6 @@ export interface DataGenerateFlags {
   progress?: boolean;
 }
 
-function configFor(path: string | undefined, env: Record<string, string | undefined>) {
-  return loadConfig({ path: path ?? env[CONFIG_FILE_ENV_VAR] ?? defaultConfigPath(), env });
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Generates a data set as the flags say; returns the folder and its manifest. */
 export async function runDataGenerate(
   flags: DataGenerateFlags,
@@ -66,7 +55,9 @@ export async function runDataGenerate(
   if (!/^[A-Za-z0-9_-][A-Za-z0-9._-]*$/.test(name)) {
     throw new DataOptionError('--name', `must be one folder name of [A-Za-z0-9._-], got ${name}`);
   }
-  const out = resolve(flags.out ?? join(configFor(flags.config, env).data.dir, 'datasets', name));
+  const out = resolve(
+    flags.out ?? join(loadCommandConfig(flags.config, env).data.dir, 'datasets', name),
+  );
   if (flags.force !== true && (await exists(join(out, MANIFEST_FILE)))) {
     throw new DataOptionError(
       '--out',
@@ -135,7 +126,7 @@ export async function resolveDatasetDir(
   const direct = resolve(dirOrName);
   if (await exists(join(direct, MANIFEST_FILE))) return direct;
   if (/^[A-Za-z0-9_-][A-Za-z0-9._-]*$/.test(dirOrName)) {
-    const named = resolve(configFor(configPath, env).data.dir, 'datasets', dirOrName);
+    const named = resolve(loadCommandConfig(configPath, env).data.dir, 'datasets', dirOrName);
     if (await exists(join(named, MANIFEST_FILE))) return named;
   }
   throw new DatasetFormatError(direct, 'no data set here (no manifest.json)');
@@ -182,14 +173,7 @@ export async function formatDatasetInfo(dir: string, manifest: DatasetManifest):
 }
 
 function fail(err: unknown): void {
-  const message = err instanceof Error ? err.message : String(err);
-  process.stderr.write(`recsys: ${message}\n`);
-  process.exitCode =
-    err instanceof DataOptionError ||
-    err instanceof ConfigError ||
-    err instanceof DatasetFormatError
-      ? 2
-      : 1;
+  reportFailure(err, [DataOptionError, ConfigError, DatasetFormatError]);
 }
 
 /** Adds `data generate` and `data info`. */

@@ -4,13 +4,13 @@
  * two-tower model when `--model` names an artifact, then ranks the whole catalogue for every test
  * user with each of them and prints recall, NDCG, hit rate and coverage side by side.
  */
-import { access, mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 
 import { InvalidArgumentError, Option } from 'commander';
 import type { Command } from 'commander';
 
-import { CONFIG_FILE_ENV_VAR, defaultConfigPath, loadConfig } from '../../runtime/config/index.js';
+import { loadCommandConfig } from '../../runtime/config/index.js';
 import { ConfigError } from '../../runtime/errors.js';
 import { readDataset } from '../data/dataset-io.js';
 import { DataOptionError, DatasetFormatError } from '../data/errors.js';
@@ -29,6 +29,8 @@ import { userProfiles } from '../retrieval/features.js';
 import { TwoTowerScorer } from '../retrieval/two-tower-scorer.js';
 import { resolveDatasetDir } from './data.js';
 import { fraction, integer, positiveNumber } from './args.js';
+import { exists } from './files.js';
+import { reportFailure } from '../../runtime/cli/exit.js';
 
 export interface EvalFlags {
   data: string;
@@ -57,24 +59,12 @@ export interface EvalRunResult {
   readonly text: string;
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Loads, splits, builds the scorers and evaluates them, as the flags say. */
 export async function runEval(
   flags: EvalFlags,
   env: Record<string, string | undefined> = process.env,
 ): Promise<EvalRunResult> {
-  const config = loadConfig({
-    path: flags.config ?? env[CONFIG_FILE_ENV_VAR] ?? defaultConfigPath(),
-    env,
-  });
+  const config = loadCommandConfig(flags.config, env);
   const dataDir = await resolveDatasetDir(flags.data, flags.config, env);
   const dataset = await readDataset(dataDir);
   const split = splitOf(dataset, flags);
@@ -225,15 +215,7 @@ export function parseKs(value: string): number[] {
 }
 
 function fail(err: unknown): void {
-  const message = err instanceof Error ? err.message : String(err);
-  process.stderr.write(`recsys: ${message}\n`);
-  process.exitCode =
-    err instanceof DataOptionError ||
-    err instanceof ConfigError ||
-    err instanceof DatasetFormatError ||
-    err instanceof RetrievalArtifactError
-      ? 2
-      : 1;
+  reportFailure(err, [DataOptionError, ConfigError, DatasetFormatError, RetrievalArtifactError]);
 }
 
 /** Adds `recsys eval`. */

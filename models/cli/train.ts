@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { Option } from 'commander';
 import type { Command } from 'commander';
 
-import { CONFIG_FILE_ENV_VAR, defaultConfigPath, loadConfig } from '../../runtime/config/index.js';
+import { loadCommandConfig } from '../../runtime/config/index.js';
 import type { ResolvedConfig } from '../../runtime/config/index.js';
 import { ConfigError } from '../../runtime/errors.js';
 import { readDataset } from '../data/dataset-io.js';
@@ -36,6 +36,7 @@ import type { TwoTowerTrainOptions } from '../retrieval/train.js';
 import type { TwoTowerScorer } from '../retrieval/two-tower-scorer.js';
 import { resolveDatasetDir } from './data.js';
 import { fraction, integer, nonNegativeNumber, positiveNumber } from './args.js';
+import { reportFailure } from '../../runtime/cli/exit.js';
 
 /** The `train` command of `program`, created on first use, so other files can attach to it. */
 export function trainCommand(program: Command): Command {
@@ -125,10 +126,7 @@ export async function runTrainRetrieval(
   log: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
 ): Promise<TrainRetrievalResult> {
   const started = performance.now();
-  const config = loadConfig({
-    path: flags.config ?? env[CONFIG_FILE_ENV_VAR] ?? defaultConfigPath(),
-    env,
-  });
+  const config = loadCommandConfig(flags.config, env);
   const datasetDir = await resolveDatasetDir(flags.data, flags.config, env);
   log(`reading ${datasetDir}`);
   const dataset: Dataset = await readDataset(datasetDir);
@@ -214,14 +212,7 @@ async function readTruth(dir: string, dataset: Dataset): Promise<Truth | undefin
 }
 
 function fail(err: unknown): void {
-  const message = err instanceof Error ? err.message : String(err);
-  process.stderr.write(`recsys: ${message}\n`);
-  process.exitCode =
-    err instanceof DataOptionError ||
-    err instanceof ConfigError ||
-    err instanceof DatasetFormatError
-      ? 2
-      : 1;
+  reportFailure(err, [DataOptionError, ConfigError, DatasetFormatError]);
 }
 
 /** Adds `train retrieval`. */

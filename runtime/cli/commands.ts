@@ -2,7 +2,7 @@
  * What the `recsys` subcommands do. Each reads the environment once, here at the edge, and hands
  * plain options to the runtime.
  */
-import { CONFIG_FILE_ENV_VAR, defaultConfigPath, loadConfig } from '../config/index.js';
+import { loadCommandConfig } from '../config/index.js';
 import type { ConfigOverrides, ResolvedConfig } from '../config/index.js';
 import { ConfigError, RecsysError } from '../errors.js';
 import { createLogger } from '../log.js';
@@ -14,15 +14,6 @@ import { NatsTransport } from '../transport/nats.js';
 import { loadKindModules } from './kinds.js';
 import type { CreateKinds } from './kinds.js';
 import type { NodeCommandOptions } from './program.js';
-
-function configFor(path: string | undefined, overrides: ConfigOverrides): ResolvedConfig {
-  const env = process.env;
-  return loadConfig({
-    path: path ?? env[CONFIG_FILE_ENV_VAR] ?? defaultConfigPath(),
-    env,
-    overrides,
-  });
-}
 
 /** `--group items=0,1` → `{ items: ['0', '1'] }`. */
 export function parseGroups(flags: readonly string[]): Record<string, string[]> {
@@ -63,7 +54,7 @@ export async function runNodeCommand(
     };
     if (flags.transport !== undefined) overrides.deployment = { transport: flags.transport };
     if (flags.natsUrl !== undefined) overrides.nats = { url: flags.natsUrl };
-    config = configFor(flags.config, overrides);
+    config = loadCommandConfig(flags.config, process.env, overrides);
   } catch (err) {
     fail(err);
   }
@@ -118,8 +109,9 @@ export interface ServicesCommandOptions {
 export async function runServicesCommand(flags: ServicesCommandOptions): Promise<void> {
   let config: ResolvedConfig;
   try {
-    config = configFor(
+    config = loadCommandConfig(
       flags.config,
+      process.env,
       flags.natsUrl === undefined ? {} : { nats: { url: flags.natsUrl } },
     );
   } catch (err) {

@@ -2,6 +2,7 @@ export {
   CONFIG_ENV_VARS,
   CONFIG_FILE_ENV_VAR,
   defaultConfigPath,
+  loadCommandConfig,
   loadConfig,
   resolveConfig,
   type ConfigEnv,

@@ -75,6 +75,19 @@ export function loadConfig(options: LoadConfigOptions = {}): ResolvedConfig {
   return resolve(raw, env, overrides, locate);
 }
 
+/**
+ * The configuration a command runs with: the file named by `file` (a `--config` flag), else by
+ * `RECSYS_CONFIG`, else `configs/config.yaml`; then the environment and `overrides`.
+ */
+export function loadCommandConfig(
+  file: string | undefined,
+  env: ConfigEnv,
+  overrides?: ConfigOverrides,
+): ResolvedConfig {
+  const path = file ?? env[CONFIG_FILE_ENV_VAR] ?? defaultConfigPath();
+  return loadConfig(overrides === undefined ? { path, env } : { path, env, overrides });
+}
+
 /** Validates an already parsed YAML tree (snake_case keys). Pure; throws {@link ConfigError}. */
 export function resolveConfig(raw: unknown, env: ConfigEnv = {}): ResolvedConfig {
   return resolve(raw, env, undefined, () => undefined);
