@@ -17,36 +17,35 @@ import {
   defaultDatasetName,
   importDataset,
 } from '../data/import/index.js';
-import type {
-  ImportFormat,
-  ImportOptions,
-  ImportProgressListener,
-  ImportReport,
-  TextEncoding,
-} from '../data/import/index.js';
+import type { ImportOptions, ImportProgressListener, ImportReport } from '../data/import/index.js';
 import { ProgressBar, writeDataset } from '../data/index.js';
 import type { DatasetManifest } from '../data/index.js';
 import { dataCommand } from './data.js';
 import { exists } from './files.js';
 import { reportFailure } from '../../runtime/cli/exit.js';
 
-export interface DataImportFlags {
-  format?: ImportFormat;
+/** Options of the importer given as flags, under the same names. */
+const PASSED_THROUGH = [
+  'format',
+  'events',
+  'map',
+  'items',
+  'itemMap',
+  'users',
+  'userMap',
+  'typeMap',
+  'eventType',
+  'delimiter',
+  'encoding',
+] as const;
+
+export interface DataImportFlags extends Pick<ImportOptions, (typeof PASSED_THROUGH)[number]> {
   name?: string;
   out?: string;
   config?: string;
   force?: boolean;
   json?: boolean;
-  events?: string;
-  map?: string;
-  items?: string;
-  itemMap?: string;
-  users?: string;
-  userMap?: string;
-  typeMap?: string;
-  eventType?: string;
-  delimiter?: string;
-  encoding?: TextEncoding;
+  /** Parsed into `maxTagsPerItem`. */
   maxTags?: string;
   progress?: boolean;
 }
@@ -102,19 +101,7 @@ export async function runDataImport(
 
   const options: ImportOptions = {
     path,
-    ...pick(flags, [
-      'format',
-      'events',
-      'map',
-      'items',
-      'itemMap',
-      'users',
-      'userMap',
-      'typeMap',
-      'eventType',
-      'delimiter',
-      'encoding',
-    ]),
+    ...pick(flags, PASSED_THROUGH),
     ...(maxTagsPerItem === undefined ? {} : { maxTagsPerItem }),
   };
   if (flags.progress !== false) options.onProgress = progressBars();
