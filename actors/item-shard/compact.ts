@@ -89,7 +89,11 @@ export function compactShardSync(task: CompactionTask): CompactionResult {
       ids.push(task.upsertIds[i]!);
       categories?.push(task.upsertCategories[i] ?? null);
     }
-    index.add(keys, task.upsertVectors);
+    // One thread: usearch's parallel insert of a small batch into a built graph leaves some of the
+    // new nodes unreachable (a query at an item's own vector then misses it, which a serial insert
+    // never did in the same runs), and a delta is small enough that one thread costs little. It
+    // also leaves the other cores to the searches this shard keeps serving meanwhile.
+    index.add(keys, task.upsertVectors, 1);
   }
   mkdirSync(task.outDir, { recursive: true });
   const out = shardFiles(task.outDir, manifest.shard);
