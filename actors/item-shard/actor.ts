@@ -12,13 +12,17 @@ import type { ActorContext, ActorKind } from '../../runtime/actor/actor.js';
 import type { Handlers } from '../../runtime/actor/protocol.js';
 import { BadRequestError, UnavailableError } from '../../runtime/errors.js';
 import { runCompaction } from './compact.js';
+import { ItemCounters, resolveItemCountersOptions } from './counters.js';
+import type { ItemCountersOptions, ResolvedItemCountersOptions } from './counters.js';
 import { ShardDelta } from './delta.js';
 import { indexVersionOf, readShardManifest, shardFiles } from './index-file.js';
 import type { ShardFiles, ShardItems, ShardManifest } from './index-file.js';
 import {
   ITEMS_KIND,
   checkDims,
+  validateCounters,
   validateDelete,
+  validateRecord,
   validateSearch,
   validateStats,
   validateUpsert,
@@ -53,6 +57,8 @@ export interface ItemShardKindOptions {
   compactDir?: string;
   /** Let the search workers honour test-only tasks (a worker exit). @default false */
   testHooks?: boolean;
+  /** The real-time item counters (`record`, `counters`). */
+  counters?: ItemCountersOptions;
 }
 
 export interface ResolvedItemShardKindOptions {
@@ -63,6 +69,7 @@ export interface ResolvedItemShardKindOptions {
   compactionThreshold: number;
   compactDir: string;
   testHooks: boolean;
+  counters: ResolvedItemCountersOptions;
 }
 
 function positiveInt(value: number, name: string): number {
@@ -83,6 +90,7 @@ export function resolveItemShardKindOptions(
     compactionThreshold: positiveInt(options.compactionThreshold ?? 10_000, 'compactionThreshold'),
     compactDir: options.compactDir ?? join(options.indexDir, 'compacted'),
     testHooks: options.testHooks ?? false,
+    counters: resolveItemCountersOptions(options.counters),
   };
 }
 
@@ -109,12 +117,15 @@ export class ItemShardActor extends Actor<ItemShardProtocol> {
   private compaction: Promise<void> | undefined;
   /** After a failed compaction, none starts before this time (epoch ms): no retry loop. */
   private compactAfter = 0;
+  /** Kept apart from the index: a compaction or a new base leaves them as they are. */
+  private readonly counters: ItemCounters;
 
   constructor(
     ctx: ActorContext,
     private readonly options: ResolvedItemShardKindOptions,
   ) {
     super(ctx);
+    this.counters = new ItemCounters(options.counters);
   }
 
   /**
@@ -316,6 +327,16 @@ export class ItemShardActor extends Actor<ItemShardProtocol> {
       return { deleted, tombstones: delta.tombstones };
     },
     stats: () => this.stats(),
+    // Callers send an item's events to its shard, shardOf(item_id, S), as they send its upserts;
+    // the shard counts any id it is given, as it cannot tell which S the caller used. A tell
+    // reaches one replica of the shard's queue group, so each replica counts only what it was sent:
+    // the event stream, once it exists, is to feed this op on every replica.
+    record: ({ events }) => this.counters.record(events, Date.now()),
+    counters: ({ item_ids, now_ms }) => {
+      const now = now_ms ?? Date.now();
+      const values = this.counters.read(item_ids, now);
+      return { features: [...this.counters.features], values, now_ms: now };
+    },
   };
 
   /** Shown by `$SRV.STATS` for each shard this host serves, and answered by the `stats` op. */
@@ -332,6 +353,7 @@ export class ItemShardActor extends Actor<ItemShardProtocol> {
       index_version: indexVersion,
       model_version: manifest.modelVersion,
       workers: this.options.workers,
+      counters: this.counters.stats(),
     };
   }
 
@@ -406,13 +428,15 @@ export function itemShardKind(options: ItemShardKindOptions): ActorKind<ItemShar
     name: ITEMS_KIND,
     placement: 'grouped',
     description:
-      'A shard of the item index: ANN search in worker threads, live upserts and deletes',
-    version: '0.1.0',
+      'A shard of the item index: ANN search in worker threads, live updates, item counters',
+    version: '0.2.0',
     validators: {
       search: (p) => validateSearch(p, limits),
       upsert: (p) => validateUpsert(p, limits),
       delete: validateDelete,
       stats: validateStats,
+      record: validateRecord,
+      counters: validateCounters,
     },
     create: (ctx) => new ItemShardActor(ctx, resolved),
     // Searches only wait on the pool; upserts and deletes change the delta synchronously, so no

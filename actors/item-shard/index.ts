@@ -24,6 +24,16 @@ export {
   type ShardManifest,
 } from './index-file.js';
 export * from './messages.js';
+export {
+  ItemCounters,
+  resolveItemCountersOptions,
+  counterFeatureNames,
+  windowName,
+  DEFAULT_COUNTER_WINDOWS,
+  type CounterWindow,
+  type ItemCountersOptions,
+  type ResolvedItemCountersOptions,
+} from './counters.js';
 export { SearchPool, resolveWorkerFile, type SearchPoolOptions, type WorkerFile } from './pool.js';
 export {
   exactScore,

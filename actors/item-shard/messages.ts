@@ -2,19 +2,26 @@
  * The item-shard protocol. Shard `s` of the item index answers on `<prefix>.items.<s>.<op>`; every
  * replica of a shard joins the queue group `<prefix>.items.<s>`.
  *
- * | op       | request                                                        | reply                                       |
- * | -------- | -------------------------------------------------------------- | ------------------------------------------- |
- * | `search` | `{vector: f32[dims], k, exclude?: item ids, categories?: [..]}` | `{item_ids: [..], scores: f32[n], shard, index_version}` best first |
- * | `upsert` | `{items: [{item_id, vector: f32[dims], category?}]}`           | `{upserted, delta}`                         |
- * | `delete` | `{item_ids: [..]}`                                             | `{deleted, tombstones}`                     |
- * | `stats`  | `{}`                                                           | {@link ShardStats}                          |
+ * | op         | request                                                         | reply                                        |
+ * | ---------- | --------------------------------------------------------------- | -------------------------------------------- |
+ * | `search`   | `{vector: f32[dims], k, exclude?: item ids, categories?: [..]}` | `{item_ids: [..], scores: f32[n], shard, index_version}` best first |
+ * | `upsert`   | `{items: [{item_id, vector: f32[dims], category?}]}`            | `{upserted, delta}`                          |
+ * | `delete`   | `{item_ids: [..]}`                                              | `{deleted, tombstones}`                      |
+ * | `stats`    | `{}`                                                            | {@link ShardStats}                           |
+ * | `record`   | `{events: [{item_id, type, ts_ms?}]}`                           | `{recorded, ignored, rejected}`              |
+ * | `counters` | `{item_ids: [..], now_ms?}`                                     | `{features: [..], values: f32[n·f], now_ms}` |
  *
  * Vectors travel as raw float32 bytes (the codec's frame), never as JSON numbers. A `search` reply is
  * packed: `scores[i]` (float32, raw bytes too) is the score of `item_ids[i]`, the two of the same
  * length, best first; no object per item. A score is larger for a better match: the inner product
  * or cosine similarity, or the negated squared distance.
+ * `record` and `counters` are the shard's real-time item counters (`counters.ts`): they do not touch
+ * the index, and a shard counts whatever ids it is sent, so callers route an item's events to
+ * `shardOf(item_id, S)` as they route its upserts. `record` needs no reply and may be a tell. A
+ * `counters` reply is packed too: row `i` of `values` (float32, raw bytes), `f` numbers long, holds
+ * the features of `item_ids[i]` in the order of `features`.
  * Every malformed request is answered with `bad_request` naming the field (`vector`, `k`,
- * `exclude[3]`, `items[0].vector`, ...).
+ * `exclude[3]`, `items[0].vector`, `events[2].type`, ...).
  */
 import { BadRequestError } from '../../runtime/errors.js';
 
@@ -86,6 +93,84 @@ export interface DeleteReply {
   tombstones: number;
 }
 
+/**
+ * Interactions the counters count: the event types of the project's data sets
+ * (`models/data/types.ts`), in the order of their codes there.
+ */
+export const CounterEventType = {
+  View: 'view',
+  Click: 'click',
+  Like: 'like',
+  Purchase: 'purchase',
+  Rating: 'rating',
+} as const;
+export type CounterEventType = (typeof CounterEventType)[keyof typeof CounterEventType];
+export const COUNTER_EVENT_TYPES: readonly CounterEventType[] = Object.values(CounterEventType);
+
+export interface CounterEvent {
+  item_id: string;
+  type: CounterEventType;
+  /** When it happened, epoch ms. @default the time the shard receives it */
+  ts_ms?: number;
+}
+
+export interface RecordRequest {
+  events: CounterEvent[];
+}
+
+export interface RecordReply {
+  /** Events counted. */
+  recorded: number;
+  /** Events older than the longest window: nothing left to count them in. */
+  ignored: number;
+  /** Events further in the future than the allowed clock skew. */
+  rejected: number;
+}
+
+export interface CountersRequest {
+  item_ids: string[];
+  /** The time the windows end at, epoch ms. @default the time the shard receives the request */
+  now_ms?: number;
+}
+
+/**
+ * Features of the items asked, packed: `values[i * features.length + j]` is feature `features[j]`
+ * of `item_ids[i]`, float32 (raw bytes in the frame). Names are `<type>s_<window>` (interactions in
+ * the window, e.g. `views_5m`), `ctr_<window>` (smoothed click-through rate) and `velocity`; an
+ * item never seen (or not seen within the longest window) reads as zero counts, with the CTR
+ * prior's mean and a velocity of 0.
+ */
+export interface CountersReply {
+  features: string[];
+  values: Float32Array;
+  now_ms: number;
+}
+
+/** The rows of a `counters` reply as objects, feature name to value (for callers that want them). */
+export function unpackCounters(reply: CountersReply): Array<Record<string, number>> {
+  const { features, values } = reply;
+  const rows: Array<Record<string, number>> = [];
+  if (features.length === 0) return rows;
+  for (let at = 0; at < values.length; at += features.length) {
+    rows.push(Object.fromEntries(features.map((name, j) => [name, values[at + j]!])));
+  }
+  return rows;
+}
+
+/** The counters' share of {@link ShardStats}; the tallies count since the activation began. */
+export interface CounterStats {
+  /** Items whose counters are held, at most the `maxItems` option. */
+  items: number;
+  /** Events counted. */
+  recorded: number;
+  /** Events older than the longest window. */
+  ignored: number;
+  /** Events too far in the future. */
+  rejected: number;
+  /** Items dropped for room while their windows still held counts: `maxItems` is too small. */
+  evicted: number;
+}
+
 export interface ShardStats {
   shard: number;
   /** Live items: base minus tombstones, plus the delta's new items. */
@@ -98,6 +183,7 @@ export interface ShardStats {
   index_version: string;
   model_version: string;
   workers: number;
+  counters: CounterStats;
 }
 
 export type ItemShardProtocol = {
@@ -105,11 +191,13 @@ export type ItemShardProtocol = {
   upsert: { request: UpsertRequest; reply: UpsertReply };
   delete: { request: DeleteRequest; reply: DeleteReply };
   stats: { request: Record<string, never>; reply: ShardStats };
+  record: { request: RecordRequest; reply: RecordReply };
+  counters: { request: CountersRequest; reply: CountersReply };
 };
 
 /** Longest item id accepted, in UTF-16 code units. */
 export const MAX_ITEM_ID_LENGTH = 256;
-/** Most ids one `search` may exclude, or one `upsert`/`delete` may carry. */
+/** Most ids one `search` may exclude, or one `upsert`/`delete`/`record`/`counters` may carry. */
 export const MAX_LIST_LENGTH = 10_000;
 
 /**
@@ -246,4 +334,50 @@ export function checkDims(value: Float32Array, field: string, dims: number): voi
 export function validateStats(payload: unknown): Record<string, never> {
   if (payload !== undefined) onlyKeys(object(payload), []);
   return {};
+}
+
+const EVENT_TYPES: ReadonlySet<string> = new Set(COUNTER_EVENT_TYPES);
+
+function eventType(value: unknown, field: string): CounterEventType {
+  if (typeof value !== 'string' || !EVENT_TYPES.has(value)) {
+    throw new BadRequestError(field, `must be one of: ${COUNTER_EVENT_TYPES.join(', ')}`);
+  }
+  return value as CounterEventType;
+}
+
+function epochMs(value: unknown, field: string): number {
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    throw new BadRequestError(field, 'must be a finite number of epoch milliseconds');
+  }
+  return value;
+}
+
+export function validateRecord(payload: unknown): RecordRequest {
+  const p = object(payload);
+  onlyKeys(p, ['events']);
+  const events = p['events'];
+  if (!Array.isArray(events) || events.length === 0 || events.length > MAX_LIST_LENGTH) {
+    throw new BadRequestError('events', `must be an array of 1..${MAX_LIST_LENGTH} events`);
+  }
+  return {
+    events: events.map((raw, i) => {
+      const at = `events[${i}]`;
+      const event = object(raw, at);
+      onlyKeys(event, ['item_id', 'type', 'ts_ms'], `${at}.`);
+      const out: CounterEvent = {
+        item_id: itemId(event['item_id'], `${at}.item_id`),
+        type: eventType(event['type'], `${at}.type`),
+      };
+      if (event['ts_ms'] !== undefined) out.ts_ms = epochMs(event['ts_ms'], `${at}.ts_ms`);
+      return out;
+    }),
+  };
+}
+
+export function validateCounters(payload: unknown): CountersRequest {
+  const p = object(payload);
+  onlyKeys(p, ['item_ids', 'now_ms']);
+  const request: CountersRequest = { item_ids: stringList(p['item_ids'], 'item_ids', itemId) };
+  if (p['now_ms'] !== undefined) request.now_ms = epochMs(p['now_ms'], 'now_ms');
+  return request;
 }
