@@ -48,6 +48,7 @@ export function createBuiltinKinds({ config, log }: KindModuleContext): ActorKin
         expansionSearch: config.items.expansionSearch,
         shards: config.items.shards,
         compactionThreshold: config.items.compactionThreshold,
+        counters: { maxItems: config.items.counterMaxItems },
       }),
     );
   } else if (wanted.has('items')) {

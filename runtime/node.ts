@@ -1,7 +1,8 @@
 /**
  * Builds a running node from the resolved configuration: transport (NATS or in-process), placement
- * (NATS KV leases, or local ownership in embedded mode), metrics, and the actor host. `recsys node`
- * and the embedded `recsys start` both come through here, so both modes run the same code.
+ * (NATS KV leases, or local ownership in embedded mode), event streams (JetStream, or memory),
+ * metrics, and the actor host. `recsys node` and the embedded `recsys start` both come through here,
+ * so both modes run the same code.
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -21,6 +22,12 @@ import type { MetricsServer } from './metrics-server.js';
 import { LeasePlacement } from './placement/leases.js';
 import { LocalPlacement } from './placement/local.js';
 import type { Placement } from './placement/types.js';
+import {
+  MemoryStreamStore,
+  NatsStreamStore,
+  ScopedStreamStore,
+  type StreamStore,
+} from './stream/index.js';
 import { Subjects } from './subjects.js';
 import { InProcessBus, InProcessTransport } from './transport/inproc.js';
 import { NatsTransport } from './transport/nats.js';
@@ -30,10 +37,12 @@ import type { Transport } from './transport/types.js';
 export interface InProcessCluster {
   bus: InProcessBus;
   kv: MemoryKvStore;
+  /** The cluster's event streams: what one member publishes, the others read. */
+  streams: MemoryStreamStore;
 }
 
 export function createInProcessCluster(): InProcessCluster {
-  return { bus: new InProcessBus(), kv: new MemoryKvStore() };
+  return { bus: new InProcessBus(), kv: new MemoryKvStore(), streams: new MemoryStreamStore() };
 }
 
 export interface StartNodeOptions {
@@ -43,7 +52,8 @@ export interface StartNodeOptions {
   log: Logger;
   /**
    * In-process transport only: join this cluster (its members place partitions by leases in the
-   * shared memory KV). Without it, an in-process node is alone and owns every partition.
+   * shared memory KV, and share its streams). Without it, an in-process node is alone: it owns
+   * every partition and has streams of its own.
    */
   cluster?: InProcessCluster;
 }
@@ -53,10 +63,15 @@ export interface RunningNode {
   readonly host: ActorHost;
   readonly client: ActorClient;
   readonly transport: Transport;
+  /** The event streams this node's actors use; readers still open stop with the node. */
+  readonly streams: StreamStore;
   readonly metrics: RuntimeMetrics;
   /** The `/metrics` endpoint, when `metrics.port` is not 0. */
   readonly metricsServer: MetricsServer | undefined;
-  /** Graceful: drains, deactivates, releases leases, then closes the connection. */
+  /**
+   * Graceful: drains, deactivates, releases leases, stops the stream readers left open, then closes
+   * the connection.
+   */
   stop(): Promise<void>;
 }
 
@@ -95,6 +110,7 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
 
   let transport: Transport;
   let kv: KvStore | undefined;
+  let sharedStreams: StreamStore;
   if (config.deployment.transport === 'nats') {
     const nats = await NatsTransport.connect({
       servers: config.nats.url.split(',').map((url) => url.trim()),
@@ -105,10 +121,13 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
     });
     transport = nats;
     kv = new NatsKvStore(nats.connection);
+    sharedStreams = new NatsStreamStore(nats.connection);
   } else {
     transport = new InProcessTransport(options.cluster?.bus);
     kv = options.cluster?.kv;
+    sharedStreams = options.cluster?.streams ?? new MemoryStreamStore();
   }
+  const streams = new ScopedStreamStore(sharedStreams);
 
   const keyed = kinds.filter((kind) => kind.placement === 'keyed').map((kind) => kind.name);
   const placement: Placement =
@@ -153,11 +172,13 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
     log,
     metrics,
     client,
+    streams,
   });
   try {
     await host.start();
   } catch (err) {
     await host.stop().catch(() => undefined);
+    await streams.close().catch(() => undefined);
     await transport.close().catch(() => undefined);
     throw err;
   }
@@ -178,11 +199,13 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
     host,
     client,
     transport,
+    streams,
     metrics,
     metricsServer,
     stop: () =>
       (stopping ??= (async () => {
         await host.stop();
+        await streams.close();
         await metricsServer?.close();
         await transport.close();
       })()),

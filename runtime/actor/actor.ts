@@ -1,10 +1,11 @@
 /**
  * The actor base class and the description of an actor kind. An actor instance sees one message at
- * a time; everything it needs from the runtime (logger, timers, a client for other actors, its key)
- * arrives in its context, so a test can build one with fakes.
+ * a time; everything it needs from the runtime (logger, timers, a client for other actors, the
+ * event streams, its key) arrives in its context, so a test can build one with fakes.
  */
 import type { Logger } from 'pino';
 import type { ActorClient } from '../client/client.js';
+import type { StreamStore } from '../stream/index.js';
 import { assertToken } from '../subjects.js';
 import type { Handlers, Protocol, Validators } from './protocol.js';
 import type { ActorTimers } from './timers.js';
@@ -21,6 +22,11 @@ export interface ActorContext {
   readonly timers: ActorTimers;
   /** For calling other actors; the same client outside services use. */
   readonly client: ActorClient;
+  /**
+   * The event streams (JetStream, or memory in embedded mode), to publish and read events. A
+   * reader an actor starts is its own to stop, in `onDeactivate` at the latest.
+   */
+  readonly streams: StreamStore;
 }
 
 export abstract class Actor<P extends Protocol = Protocol> {

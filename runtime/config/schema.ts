@@ -310,6 +310,18 @@ const ItemsSchema = section(
       10_000,
       'Items in the mutable delta (upserts and deletes) that start a compaction into a new base file.',
     ),
+    events_max_age_days: int(
+      0,
+      3650,
+      30,
+      'Days the item-events stream keeps upserts and deletes (0: no age limit). A replica that restarts replays them on top of its index: rebuild the index more often than this.',
+    ),
+    counter_max_items: int(
+      1,
+      100_000_000,
+      100_000,
+      'Items whose real-time counters a shard keeps (about 1 KB each); the least recently updated go first.',
+    ),
     index_version: Type.Optional(
       Type.String({
         pattern: '^[A-Za-z0-9_.-]*$',
@@ -561,6 +573,10 @@ export interface ItemsConfig {
   workers: number;
   /** Delta size that starts a compaction. @default 10000 */
   compactionThreshold: number;
+  /** Days the item-events stream keeps updates (0: no age limit). @default 30 */
+  eventsMaxAgeDays: number;
+  /** Items whose real-time counters a shard keeps. @default 100000 */
+  counterMaxItems: number;
   /** Index folder under `<data.dir>/indexes` that shards serve; empty: the newest. @default '' */
   indexVersion: string;
 }

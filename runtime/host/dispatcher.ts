@@ -15,6 +15,7 @@ import { decode } from '../codec.js';
 import { NotOwnerError, RecsysError, toRecsysError, UnknownOpError } from '../errors.js';
 import type { RuntimeMetrics } from '../metrics.js';
 import type { EndpointRecorder, MicroService } from '../services/micro.js';
+import type { StreamStore } from '../stream/index.js';
 import type { InboundMessage } from '../transport/types.js';
 import { encodeErrorReply, encodeReply, Header } from '../wire.js';
 import { Activation } from './activation.js';
@@ -24,6 +25,7 @@ export interface DispatcherOptions {
   hostId: string;
   log: Logger;
   client: ActorClient;
+  streams: StreamStore;
   metrics: RuntimeMetrics;
   service: MicroService;
   /** Subject pattern shown per endpoint by `$SRV.INFO`, e.g. `recsys.user.*.*.<op>`. */
@@ -208,6 +210,7 @@ export class Dispatcher {
         hostId: this.options.hostId,
         log: this.options.log.child({ key }),
         client: this.options.client,
+        streams: this.options.streams,
       };
       activation = new Activation(this.kind, context, this.options.mailboxCapacity);
       this.activations.set(key, activation);

@@ -13,6 +13,7 @@ import { RuntimeMetrics } from '../metrics.js';
 import { partitionOf } from '../placement/hash.js';
 import type { Placement, PartitionListener } from '../placement/types.js';
 import { MicroService } from '../services/micro.js';
+import { MemoryStreamStore, type StreamStore } from '../stream/index.js';
 import { decodeKey, Subjects } from '../subjects.js';
 import type { InboundMessage, Subscription, Transport } from '../transport/types.js';
 import { encodeErrorReply } from '../wire.js';
@@ -47,6 +48,8 @@ export interface ActorHostOptions {
   metrics?: RuntimeMetrics;
   /** Client for actors to call other actors; built on the same transport when not given. */
   client?: ActorClient;
+  /** Event streams handed to actors; a store of this host's own, in memory, when not given. */
+  streams?: StreamStore;
 }
 
 interface ServedPartition {
@@ -70,6 +73,7 @@ export class ActorHost implements PartitionListener {
   readonly hostId: string;
   readonly metrics: RuntimeMetrics;
   readonly client: ActorClient;
+  readonly streams: StreamStore;
   readonly subjects: Subjects;
   private readonly options: Required<
     Pick<
@@ -111,6 +115,7 @@ export class ActorHost implements PartitionListener {
         partitions: this.options.partitions,
         defaultTimeoutMs: this.options.defaultTimeoutMs,
       });
+    this.streams = config.streams ?? new MemoryStreamStore();
     const seen = new Set<string>();
     for (const kind of config.kinds) {
       if (seen.has(kind.name)) throw new RangeError(`actor kind ${kind.name} is listed twice`);
@@ -262,6 +267,7 @@ export class ActorHost implements PartitionListener {
       hostId: this.hostId,
       log,
       client: this.client,
+      streams: this.streams,
       metrics: this.metrics,
       service,
       endpointSubject: (op) =>

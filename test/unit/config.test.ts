@@ -61,6 +61,8 @@ const DEFAULTS: ResolvedConfig = {
     maxK: 1000,
     workers: 2,
     compactionThreshold: 10_000,
+    eventsMaxAgeDays: 30,
+    counterMaxItems: 100_000,
     indexVersion: '',
   },
 };
