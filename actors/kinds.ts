@@ -49,6 +49,7 @@ export function createBuiltinKinds({ config, log }: KindModuleContext): ActorKin
         shards: config.items.shards,
         compactionThreshold: config.items.compactionThreshold,
         counters: { maxItems: config.items.counterMaxItems },
+        eventsMaxAgeMs: config.items.eventsMaxAgeDays * 24 * 60 * 60 * 1000,
       }),
     );
   } else if (wanted.has('items')) {

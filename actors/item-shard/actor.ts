@@ -2,7 +2,9 @@
  * The item-shard actor: a grouped kind (`items`), one instance per shard number on each host that
  * serves the shard. Searches run in a piscina pool whose workers each hold a memory-mapped view of
  * the shard's base file, so this thread stays free for its mailbox, heartbeats and updates; the
- * mutable delta (upserts, deletes) lives here and is merged into every answer.
+ * mutable delta (upserts, deletes) lives here and is merged into every answer. Updates reach the
+ * delta through the item-events stream (`events.ts`), so every replica applies every update, and a
+ * replica that starts opens the newest compacted generation and replays the events after it.
  */
 import { randomBytes } from 'node:crypto';
 import { readFile, rm } from 'node:fs/promises';
@@ -15,6 +17,14 @@ import { runCompaction } from './compact.js';
 import { ItemCounters, resolveItemCountersOptions } from './counters.js';
 import type { ItemCountersOptions, ResolvedItemCountersOptions } from './counters.js';
 import { ShardDelta } from './delta.js';
+import {
+  ShardEventFeed,
+  itemEventsStreamName,
+  itemEventsSubject,
+  itemEventsSubjects,
+} from './events.js';
+import type { ItemEvent } from './events.js';
+import { generationFolderName, newestGeneration } from './generations.js';
 import { indexVersionOf, readShardManifest, shardFiles } from './index-file.js';
 import type { ShardFiles, ShardItems, ShardManifest } from './index-file.js';
 import {
@@ -59,6 +69,13 @@ export interface ItemShardKindOptions {
   testHooks?: boolean;
   /** The real-time item counters (`record`, `counters`). */
   counters?: ItemCountersOptions;
+  /**
+   * How long the item-events stream keeps updates (0: no age limit); a replica that restarts
+   * replays those after its newest compacted generation. @default 30 days
+   */
+  eventsMaxAgeMs?: number;
+  /** How long a starting replica may take to read the updates it missed. @default 60000 */
+  catchUpTimeoutMs?: number;
 }
 
 export interface ResolvedItemShardKindOptions {
@@ -70,6 +87,8 @@ export interface ResolvedItemShardKindOptions {
   compactDir: string;
   testHooks: boolean;
   counters: ResolvedItemCountersOptions;
+  eventsMaxAgeMs: number;
+  catchUpTimeoutMs: number;
 }
 
 function positiveInt(value: number, name: string): number {
@@ -91,7 +110,23 @@ export function resolveItemShardKindOptions(
     compactDir: options.compactDir ?? join(options.indexDir, 'compacted'),
     testHooks: options.testHooks ?? false,
     counters: resolveItemCountersOptions(options.counters),
+    eventsMaxAgeMs: nonNegativeInt(options.eventsMaxAgeMs ?? 30 * DAY_MS, 'eventsMaxAgeMs'),
+    catchUpTimeoutMs: positiveInt(options.catchUpTimeoutMs ?? 60_000, 'catchUpTimeoutMs'),
   };
+}
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+function nonNegativeInt(value: number, name: string): number {
+  if (!Number.isInteger(value) || value < 0) {
+    throw new RangeError(`${name} must be a non-negative integer`);
+  }
+  return value;
+}
+
+/** What applying an update gave, for the reply of the call that published it. */
+interface Applied {
+  count: number;
 }
 
 /** What an activation holds once its index is open. */
@@ -104,7 +139,7 @@ interface OpenState {
   ids: readonly (string | null)[];
   delta: ShardDelta;
   indexVersion: string;
-  /** The compacted generation's own folder, removed once a later one replaces it. */
+  /** The compacted generation's folder, removed once a later one replaces it. */
   generationDir: string | undefined;
 }
 
@@ -119,6 +154,8 @@ export class ItemShardActor extends Actor<ItemShardProtocol> {
   private compactAfter = 0;
   /** Kept apart from the index: a compaction or a new base leaves them as they are. */
   private readonly counters: ItemCounters;
+  /** This replica's reading of the shard's item events, from activation to deactivation. */
+  private feed: ShardEventFeed<Applied> | undefined;
 
   constructor(
     ctx: ActorContext,
@@ -129,9 +166,11 @@ export class ItemShardActor extends Actor<ItemShardProtocol> {
   }
 
   /**
-   * Opens the shard: reads its manifest and ids, starts the workers and waits until each has its
-   * view open. A message waits for this, so the shard answers only once its index is open; a
-   * failure here fails the activation (and the waiting message) without taking the host down.
+   * Opens the shard: the newest compacted generation built on the index folder's file (or that
+   * file), its workers (each with its view open), then the item events after what that file holds,
+   * applied before the first message. A message waits for this, so the shard answers only once it
+   * is open and caught up; a failure here fails the activation (and the waiting message) without
+   * taking the host down.
    */
   override async onActivate(): Promise<void> {
     const shard = Number(this.ctx.key);
@@ -141,12 +180,18 @@ export class ItemShardActor extends Actor<ItemShardProtocol> {
         `shard must be a non-negative integer, got ${this.ctx.key}`,
       );
     }
-    const dir = this.options.indexDir;
     let manifest: ShardManifest;
     let items: ShardItems;
-    const files = shardFiles(dir, shard);
+    let files = shardFiles(this.options.indexDir, shard);
+    let generationDir: string | undefined;
     try {
-      manifest = await readShardManifest(dir, shard);
+      manifest = await readShardManifest(this.options.indexDir, shard);
+      const newest = await newestGeneration(this.options.compactDir, shard, manifest);
+      if (newest !== undefined) {
+        ({ manifest } = newest);
+        files = shardFiles(newest.dir, shard);
+        generationDir = newest.dir;
+      }
       items = JSON.parse(await readFile(files.items, 'utf8')) as ShardItems;
     } catch (err) {
       // Another replica may have the file: the caller may try again.
@@ -163,25 +208,79 @@ export class ItemShardActor extends Actor<ItemShardProtocol> {
       ids: items.ids,
       delta: new ShardDelta(liveIds(items), manifest.metric),
       indexVersion: indexVersionOf(manifest),
-      generationDir: undefined,
+      generationDir,
     };
+    try {
+      await this.startFeed(shard, manifest);
+    } catch (err) {
+      this.open = undefined;
+      await this.feed?.stop();
+      this.feed = undefined;
+      await pool.close();
+      throw new UnavailableError(
+        `shard ${shard}: cannot read its item events: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
     this.ctx.log.info(
-      { shard, count: manifest.count, dims: manifest.dims, workers: this.options.workers },
+      {
+        shard,
+        count: manifest.count,
+        dims: manifest.dims,
+        workers: this.options.workers,
+        generation: manifest.generation ?? 0,
+        stream_seq: this.feed?.applied,
+        delta: this.open.delta.pending,
+      },
       'shard index open',
     );
   }
 
+  /** Reads the shard's item events after those `manifest` holds, and waits to have applied them. */
+  private async startFeed(shard: number, manifest: ShardManifest): Promise<void> {
+    const prefix = this.ctx.prefix;
+    const stream = await this.ctx.streams.stream(itemEventsStreamName(prefix), {
+      subjects: itemEventsSubjects(prefix),
+      maxAgeMs: this.options.eventsMaxAgeMs,
+    });
+    this.feed = new ShardEventFeed<Applied>({
+      stream,
+      subject: itemEventsSubject(prefix, shard),
+      dims: manifest.dims,
+      modelVersion: manifest.modelVersion,
+      apply: (event) => this.apply(event),
+      log: this.ctx.log,
+    });
+    await this.feed.start(
+      (manifest.streamSeq ?? 0) + 1,
+      Date.now() + this.options.catchUpTimeoutMs,
+    );
+  }
+
+  /** One update, from the stream: synchronous, so no query sees half of it. */
+  private apply(event: ItemEvent): Applied {
+    const { delta } = this.state();
+    let count = 0;
+    if (event.op === 'upsert') {
+      for (const item of event.items) delta.upsert(item);
+      count = event.items.length;
+    } else {
+      for (const id of event.item_ids) if (delta.delete(id)) count++;
+    }
+    this.maybeCompact();
+    return { count };
+  }
+
   override async onDeactivate(): Promise<void> {
+    // No update lands while the shard closes.
+    await this.feed?.stop();
+    this.feed = undefined;
     const open = this.open;
     this.open = undefined;
     // A compaction still running sees the shard closed and throws its result away.
     await this.compaction;
     await open?.pool.close();
-    // A compacted generation is this activation's alone (the next one starts from the index
-    // folder again), so it goes with it.
-    if (open?.generationDir !== undefined) {
-      await rm(open.generationDir, { recursive: true, force: true }).catch(() => undefined);
-    }
+    // The last generation stays on disk: the next activation starts from it.
   }
 
   /** A pool on `files`, resolved once every worker has the file open. */
@@ -234,12 +333,19 @@ export class ItemShardActor extends Actor<ItemShardProtocol> {
     const log = this.ctx.log;
     const started = performance.now();
     const snapshot = from.delta.snapshot();
+    // Taken with the snapshot, in the same synchronous step: the new file holds exactly the events
+    // up to here, and a replica opening it reads on from the next one.
+    const streamSeq = this.feed?.applied ?? from.manifest.streamSeq ?? 0;
     const dims = from.manifest.dims;
     const upsertVectors = new Float32Array(snapshot.upserts.length * dims);
     snapshot.upserts.forEach((item, i) => upsertVectors.set(item.vector, i * dims));
     const outDir = join(
       this.options.compactDir,
-      `shard-${from.shard}-g${(from.manifest.generation ?? 0) + 1}-${randomBytes(4).toString('hex')}`,
+      generationFolderName(
+        from.shard,
+        (from.manifest.generation ?? 0) + 1,
+        randomBytes(4).toString('hex'),
+      ),
     );
     let pool: SearchPool | undefined;
     try {
@@ -252,6 +358,7 @@ export class ItemShardActor extends Actor<ItemShardProtocol> {
         upsertIds: snapshot.upserts.map((item) => item.itemId),
         upsertCategories: snapshot.upserts.map((item) => item.category),
         upsertVectors,
+        streamSeq,
       });
       if (this.open !== from) throw new Error('the shard closed while compacting');
       pool = await this.startPool(built.manifest, built.files);
@@ -309,28 +416,36 @@ export class ItemShardActor extends Actor<ItemShardProtocol> {
     return this.open;
   }
 
+  private events(): ShardEventFeed<Applied> {
+    if (this.feed === undefined) throw new UnavailableError('the shard reads no item events');
+    return this.feed;
+  }
+
   readonly handlers: Handlers<ItemShardProtocol> = {
     search: (request) => this.search(request),
-    upsert: ({ items }) => {
-      const { manifest, delta } = this.state();
-      // Check every item first, so a bad one leaves no partial write.
+    upsert: async ({ items }, meta) => {
+      const { manifest } = this.state();
+      // Checked before publishing, so a bad item fails the call and never reaches the stream.
       items.forEach((item, i) => checkDims(item.vector, `items[${i}].vector`, manifest.dims));
-      for (const item of items) delta.upsert(item);
-      this.maybeCompact();
-      return { upserted: items.length, delta: delta.size };
+      const event = { op: 'upsert', items, model_version: manifest.modelVersion } as const;
+      // The request id as message id: a call the client retries is stored once.
+      const { seq } = await this.events().publish(event, meta.deadline, meta.requestId);
+      return { upserted: items.length, delta: this.state().delta.size, seq };
     },
-    delete: ({ item_ids }) => {
-      const { delta } = this.state();
-      let deleted = 0;
-      for (const id of item_ids) if (delta.delete(id)) deleted++;
-      this.maybeCompact();
-      return { deleted, tombstones: delta.tombstones };
+    delete: async ({ item_ids }, meta) => {
+      this.state();
+      const { seq, result } = await this.events().publish(
+        { op: 'delete', item_ids },
+        meta.deadline,
+        meta.requestId,
+      );
+      return { deleted: result?.count ?? 0, tombstones: this.state().delta.tombstones, seq };
     },
     stats: () => this.stats(),
     // Callers send an item's events to its shard, shardOf(item_id, S), as they send its upserts;
     // the shard counts any id it is given, as it cannot tell which S the caller used. A tell
     // reaches one replica of the shard's queue group, so each replica counts only what it was sent:
-    // the event stream, once it exists, is to feed this op on every replica.
+    // the feedback stream is to feed this op on every replica.
     record: ({ events }) => this.counters.record(events, Date.now()),
     counters: ({ item_ids, now_ms }) => {
       const now = now_ms ?? Date.now();
@@ -354,6 +469,8 @@ export class ItemShardActor extends Actor<ItemShardProtocol> {
       model_version: manifest.modelVersion,
       workers: this.options.workers,
       counters: this.counters.stats(),
+      stream_seq: this.feed?.applied ?? 0,
+      events_skipped: this.feed?.skipped ?? 0,
     };
   }
 

@@ -38,6 +38,8 @@ export interface CompactionTask {
   upsertCategories: (string | null)[];
   /** Row-major, `upsertIds.length × dims`. */
   upsertVectors: Float32Array;
+  /** The last item-events sequence the folded delta holds. */
+  streamSeq: number;
 }
 
 export interface CompactionResult {
@@ -104,6 +106,7 @@ export function compactShardSync(task: CompactionTask): CompactionResult {
     rows: ids.length,
     generation,
     baseVersion: manifest.baseVersion ?? `${manifest.modelVersion}@${manifest.builtAt}`,
+    streamSeq: task.streamSeq,
     builtAt: new Date().toISOString(),
     buildSeconds: 0,
   };

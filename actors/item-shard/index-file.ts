@@ -78,6 +78,11 @@ export interface ShardManifest {
   rows?: number;
   /** The index version of generation 0, which every later generation carries on. */
   baseVersion?: string;
+  /**
+   * The last item-events sequence folded into this file: a replica opening it reads the stream
+   * from the next one. Absent (read as 0) for a `recsys index` build, which holds no event.
+   */
+  streamSeq?: number;
 }
 
 /**

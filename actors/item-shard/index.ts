@@ -25,6 +25,15 @@ export {
 } from './index-file.js';
 export * from './messages.js';
 export {
+  ShardEventFeed,
+  itemEventsStreamName,
+  itemEventsSubject,
+  itemEventsSubjects,
+  validateItemEvent,
+  type ItemEvent,
+} from './events.js';
+export { newestGeneration, type ShardGeneration } from './generations.js';
+export {
   ItemCounters,
   resolveItemCountersOptions,
   counterFeatureNames,

@@ -5,8 +5,8 @@
  * | op         | request                                                         | reply                                        |
  * | ---------- | --------------------------------------------------------------- | -------------------------------------------- |
  * | `search`   | `{vector: f32[dims], k, exclude?: item ids, categories?: [..]}` | `{item_ids: [..], scores: f32[n], shard, index_version}` best first |
- * | `upsert`   | `{items: [{item_id, vector: f32[dims], category?}]}`            | `{upserted, delta}`                          |
- * | `delete`   | `{item_ids: [..]}`                                              | `{deleted, tombstones}`                      |
+ * | `upsert`   | `{items: [{item_id, vector: f32[dims], category?}]}`            | `{upserted, delta, seq}`                     |
+ * | `delete`   | `{item_ids: [..]}`                                              | `{deleted, tombstones, seq}`                 |
  * | `stats`    | `{}`                                                            | {@link ShardStats}                           |
  * | `record`   | `{events: [{item_id, type, ts_ms?}]}`                           | `{recorded, ignored, rejected}`              |
  * | `counters` | `{item_ids: [..], now_ms?}`                                     | `{features: [..], values: f32[n·f], now_ms}` |
@@ -15,6 +15,9 @@
  * packed: `scores[i]` (float32, raw bytes too) is the score of `item_ids[i]`, the two of the same
  * length, best first; no object per item. A score is larger for a better match: the inner product
  * or cosine similarity, or the negated squared distance.
+ * `upsert` and `delete` go through the item-events stream (`events.ts`): the replica that takes the
+ * call publishes it, every replica of the shard applies it, and the reply comes once this replica
+ * has, so the caller's next query sees it; `seq` is its place in the stream.
  * `record` and `counters` are the shard's real-time item counters (`counters.ts`): they do not touch
  * the index, and a shard counts whatever ids it is sent, so callers route an item's events to
  * `shardOf(item_id, S)` as they route its upserts. `record` needs no reply and may be a tell. A
@@ -81,6 +84,8 @@ export interface UpsertReply {
   upserted: number;
   /** Items now held in the mutable delta. */
   delta: number;
+  /** The update's sequence in the item-events stream. */
+  seq: number;
 }
 
 export interface DeleteRequest {
@@ -91,6 +96,8 @@ export interface DeleteReply {
   /** Ids that named a live item. */
   deleted: number;
   tombstones: number;
+  /** The update's sequence in the item-events stream. */
+  seq: number;
 }
 
 /**
@@ -184,6 +191,10 @@ export interface ShardStats {
   model_version: string;
   workers: number;
   counters: CounterStats;
+  /** The last item-events sequence this replica applied. */
+  stream_seq: number;
+  /** Item events passed over: malformed, or vectors of another model. */
+  events_skipped: number;
 }
 
 export type ItemShardProtocol = {

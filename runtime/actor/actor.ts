@@ -20,6 +20,8 @@ export interface ActorContext {
   readonly hostId: string;
   readonly log: Logger;
   readonly timers: ActorTimers;
+  /** The deployment's subject prefix (`deployment.prefix`): an actor's own subjects go under it. */
+  readonly prefix: string;
   /** For calling other actors; the same client outside services use. */
   readonly client: ActorClient;
   /**

@@ -24,6 +24,8 @@ export interface DispatcherOptions {
   kind: ActorKind<Protocol>;
   hostId: string;
   log: Logger;
+  /** The deployment's subject prefix, handed to actors. */
+  prefix: string;
   client: ActorClient;
   streams: StreamStore;
   metrics: RuntimeMetrics;
@@ -209,6 +211,7 @@ export class Dispatcher {
         partition,
         hostId: this.options.hostId,
         log: this.options.log.child({ key }),
+        prefix: this.options.prefix,
         client: this.options.client,
         streams: this.options.streams,
       };

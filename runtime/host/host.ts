@@ -266,6 +266,7 @@ export class ActorHost implements PartitionListener {
       kind,
       hostId: this.hostId,
       log,
+      prefix: this.subjects.prefix,
       client: this.client,
       streams: this.streams,
       metrics: this.metrics,

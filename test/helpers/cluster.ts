@@ -2,6 +2,7 @@
  * Builds test clusters of nodes in one process, on the in-process transport or on a real
  * nats-server, through the same `startNode` the CLI uses.
  */
+import { randomBytes } from 'node:crypto';
 import type { ActorKind } from '../../runtime/actor/actor.js';
 import type { Protocol } from '../../runtime/actor/protocol.js';
 import { resolveConfig } from '../../runtime/config/index.js';
@@ -48,13 +49,25 @@ export interface TestCluster {
   close(): Promise<void>;
 }
 
-/**
- * `natsUrl` undefined: in-process transport. `shared`: nodes share one in-process bus and KV and
- * place partitions by leases (as separate hosts would); otherwise each node is alone.
- */
+export interface TestClusterOptions {
+  /**
+   * Nodes share one in-process bus, KV and streams and place partitions by leases (as separate
+   * hosts would); otherwise each in-process node is alone.
+   */
+  shared?: boolean;
+  /** Subject prefix of every node (`deployment.prefix`). @default 'test' */
+  prefix?: string;
+}
+
+/** A prefix no other test uses: for tests whose streams must start empty on a shared server. */
+export function uniquePrefix(base = 't'): string {
+  return `${base}${randomBytes(4).toString('hex')}`;
+}
+
+/** `natsUrl` undefined: in-process transport. */
 export function testCluster(
   natsUrl: string | undefined,
-  options: { shared?: boolean } = {},
+  options: TestClusterOptions = {},
 ): TestCluster {
   const transport = natsUrl === undefined ? 'inproc' : 'nats';
   const cluster: InProcessCluster | undefined =
@@ -63,7 +76,13 @@ export function testCluster(
   return {
     transport,
     async node(kinds, raw = {}) {
-      const config = testConfig(transport, natsUrl, raw);
+      const config = testConfig(
+        transport,
+        natsUrl,
+        options.prefix === undefined
+          ? raw
+          : { ...raw, deployment: { prefix: options.prefix, ...raw['deployment'] } },
+      );
       const node = await startNode({
         config,
         kinds,

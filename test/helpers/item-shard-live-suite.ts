@@ -7,15 +7,20 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   ShardScatter,
+  itemEventsStreamName,
+  itemEventsSubject,
+  itemEventsSubjects,
   itemShardKind,
   shardOf,
   unpackItems,
 } from '../../actors/item-shard/index.js';
-import type { ItemShardProtocol } from '../../actors/item-shard/index.js';
+import type { ItemShardProtocol, ShardStats } from '../../actors/item-shard/index.js';
+import { encode } from '../../runtime/codec.js';
 import { BadRequestError } from '../../runtime/errors.js';
 import type { RunningNode } from '../../runtime/node.js';
 import { prng } from './assertions.js';
-import type { TestCluster } from './cluster.js';
+import { uniquePrefix } from './cluster.js';
+import type { TestCluster, TestClusterOptions } from './cluster.js';
 import { eventually } from './eventually.js';
 import {
   buildTestIndex,
@@ -30,7 +35,7 @@ const SHARDS = 3;
 
 export function itemShardLiveSuite(
   name: string,
-  makeCluster: (options: { shared: boolean }) => Promise<TestCluster>,
+  makeCluster: (options: TestClusterOptions) => Promise<TestCluster>,
 ): void {
   describe(`item shards while serving, on ${name}`, () => {
     const items = clusteredItems(1500, DIMS, { seed: 5 });
@@ -63,7 +68,7 @@ export function itemShardLiveSuite(
       });
 
     it('compacts under a continuous query load: no query lost, every answer consistent', async () => {
-      cluster = await makeCluster({ shared: false });
+      cluster = await makeCluster({ shared: false, prefix: uniquePrefix() });
       const node = await cluster.node([kind(40)], { host: { groups: { items: ['0'] } } });
       const shard = node.client.grouped<ItemShardProtocol>('items');
       const rand = prng(31);
@@ -161,7 +166,7 @@ export function itemShardLiveSuite(
     });
 
     it('keeps serving every upsert from the delta when a compaction fails', async () => {
-      cluster = await makeCluster({ shared: false });
+      cluster = await makeCluster({ shared: false, prefix: uniquePrefix() });
       // A folder under a regular file cannot be created: every compaction fails.
       const node = await cluster.node(
         [
@@ -191,7 +196,7 @@ export function itemShardLiveSuite(
     });
 
     it('scatter-gather over every shard gives the merged exact top k', async () => {
-      cluster = await makeCluster({ shared: true });
+      cluster = await makeCluster({ shared: true, prefix: uniquePrefix() });
       const node = await cluster.node([kind()], {
         host: { groups: { items: ['0', '1', '2'] } },
       });
@@ -224,7 +229,7 @@ export function itemShardLiveSuite(
     });
 
     it('scatter-gather with one shard host stopped: partial results naming it, in time', async () => {
-      cluster = await makeCluster({ shared: true });
+      cluster = await makeCluster({ shared: true, prefix: uniquePrefix() });
       const keep: RunningNode = await cluster.node([kind()], {
         host: { groups: { items: ['0', '2'] } },
       });
@@ -246,6 +251,127 @@ export function itemShardLiveSuite(
       expect(unpackItems(partial).slice(0, survivors.length)).toEqual(survivors);
       // The answer comes by the deadline (plus scheduling slack), not after it.
       expect(elapsed).toBeLessThan(deadlineMs + 150);
+    });
+
+    /** Checks that every upserted item comes first at its own vector and no deleted one returns. */
+    const expectHolds = async (
+      node: RunningNode,
+      kept: readonly { item_id: string; vector: Float32Array }[],
+      gone: readonly { id: string; vector: Float32Array }[],
+    ): Promise<void> => {
+      const shard = node.client.grouped<ItemShardProtocol>('items');
+      for (const { item_id, vector } of kept) {
+        const reply = await shard.ask('0', 'search', { vector, k: 1 }, { timeoutMs: 5000 });
+        expect(unpackItems(reply)[0]?.item_id).toBe(item_id);
+      }
+      for (const { id, vector } of gone) {
+        const reply = await shard.ask('0', 'search', { vector, k: 20 }, { timeoutMs: 5000 });
+        expect(reply.item_ids).not.toContain(id);
+      }
+    };
+
+    const baseItemsOfShard0 = (count: number) =>
+      items.ids
+        .map((id, row) => ({ id, row }))
+        .filter(({ id }) => shardOf(id, SHARDS) === 0)
+        .slice(0, count)
+        .map(({ id, row }) => ({ id, vector: items.vectors.slice(row * DIMS, (row + 1) * DIMS) }));
+
+    it('applies every update on every replica; a replica that starts replays what it missed', async () => {
+      cluster = await makeCluster({ shared: true, prefix: uniquePrefix() });
+      const serveShard0 = { host: { groups: { items: ['0'] } } };
+      const first = await cluster.node([kind()], serveShard0);
+      const second = await cluster.node([kind()], serveShard0);
+      const shard = first.client.grouped<ItemShardProtocol>('items');
+      const rand = prng(71);
+      const fresh = Array.from({ length: 20 }, (_, i) => ({
+        item_id: `everywhere_${i}`,
+        vector: randomUnitVector(DIMS, rand),
+      }));
+      const gone = baseItemsOfShard0(2);
+      // Each call reaches one replica of the queue group; the stream takes it to both.
+      for (let i = 0; i < fresh.length; i += 5) {
+        const reply = await shard.ask('0', 'upsert', { items: fresh.slice(i, i + 5) });
+        expect(reply.seq).toBe(i / 5 + 1);
+      }
+      const deleted = await shard.ask('0', 'delete', { item_ids: gone.map((g) => g.id) });
+      expect(deleted).toMatchObject({ deleted: 2, seq: 5 });
+
+      await first.stop();
+      await expectHolds(second, fresh, gone);
+      // A replica started now reads the stream from the start of its index, then serves.
+      const third = await cluster.node([kind()], serveShard0);
+      await second.stop();
+      await expectHolds(third, fresh, gone);
+      const stats = await third.client.grouped<ItemShardProtocol>('items').ask('0', 'stats', {});
+      expect(stats).toMatchObject({ stream_seq: 5, delta: 20, tombstones: 2, events_skipped: 0 });
+    });
+
+    it('restarts from its newest compacted generation and replays only the events after it', async () => {
+      cluster = await makeCluster({ shared: true, prefix: uniquePrefix() });
+      // One kind, so the restarted replica looks in the same compaction folder.
+      const compacting = kind(10);
+      const serveShard0 = { host: { groups: { items: ['0'] } } };
+      const node = await cluster.node([compacting], serveShard0);
+      const shard = node.client.grouped<ItemShardProtocol>('items');
+      const rand = prng(72);
+      const fresh = Array.from({ length: 27 }, (_, i) => ({
+        item_id: `durable_${i}`,
+        vector: randomUnitVector(DIMS, rand),
+      }));
+      const gone = baseItemsOfShard0(1);
+      for (let i = 0; i < fresh.length; i += 3) {
+        await shard.ask('0', 'upsert', { items: fresh.slice(i, i + 3) });
+      }
+      await shard.ask('0', 'delete', { item_ids: gone.map((g) => g.id) });
+      let before: ShardStats | undefined;
+      await eventually(
+        async () => {
+          before = await shard.ask('0', 'stats', {});
+          expect(before.delta + before.tombstones).toBeLessThan(10);
+          expect(before.index_version).toMatch(/\+\d+$/);
+        },
+        { timeoutMs: 20_000 },
+      );
+      await node.stop();
+
+      const restarted = await cluster.node([compacting], serveShard0);
+      const after = await restarted.client
+        .grouped<ItemShardProtocol>('items')
+        .ask('0', 'stats', {});
+      // Same file, same items, and only the events after that file were read back into the delta.
+      expect(after).toMatchObject({
+        index_version: before!.index_version,
+        vectors: before!.vectors,
+        delta: before!.delta,
+        tombstones: before!.tombstones,
+        stream_seq: 10,
+      });
+      await expectHolds(restarted, fresh, gone);
+    });
+
+    it('passes over a malformed event and an upsert of another model, and keeps serving', async () => {
+      const prefix = uniquePrefix();
+      cluster = await makeCluster({ shared: false, prefix });
+      const node = await cluster.node([kind()], { host: { groups: { items: ['0'] } } });
+      const stream = await node.streams.stream(itemEventsStreamName(prefix), {
+        subjects: itemEventsSubjects(prefix),
+      });
+      const subject = itemEventsSubject(prefix, 0);
+      const rand = prng(73);
+      const stranger = { item_id: 'other_model', vector: randomUnitVector(DIMS, rand) };
+      const welcome = { item_id: 'this_model', vector: randomUnitVector(DIMS, rand) };
+      await stream.publish(subject, Buffer.from('{"op":"rename"}'));
+      const foreign = encode({ op: 'upsert', items: [stranger], model_version: 'other-model' });
+      await stream.publish(subject, foreign.data, { headers: foreign.headers });
+      const shard = node.client.grouped<ItemShardProtocol>('items');
+      expect(await shard.ask('0', 'upsert', { items: [welcome] })).toMatchObject({ seq: 3 });
+      await expectHolds(node, [welcome], [{ id: stranger.item_id, vector: stranger.vector }]);
+      expect(await shard.ask('0', 'stats', {})).toMatchObject({
+        stream_seq: 3,
+        events_skipped: 2,
+        delta: 1,
+      });
     });
   });
 }

@@ -10,13 +10,17 @@ import type { ItemShardProtocol, SearchReply } from '../../actors/item-shard/ind
 import { BadRequestError, NoRespondersError } from '../../runtime/errors.js';
 import type { RunningNode } from '../../runtime/node.js';
 import { prng } from './assertions.js';
-import type { TestCluster } from './cluster.js';
+import { uniquePrefix } from './cluster.js';
+import type { TestCluster, TestClusterOptions } from './cluster.js';
 import { buildTestIndex, clusteredItems, exactTopK, queryNear, recall } from './item-vectors.js';
 
 const DIMS = 16;
 const SHARDS = 2;
 
-export function itemShardSuite(name: string, makeCluster: () => Promise<TestCluster>): void {
+export function itemShardSuite(
+  name: string,
+  makeCluster: (options: TestClusterOptions) => Promise<TestCluster>,
+): void {
   describe(`item-shard actors on ${name}`, () => {
     const items = clusteredItems(1500, DIMS, { seed: 3 });
     let dir: string;
@@ -38,7 +42,7 @@ export function itemShardSuite(name: string, makeCluster: () => Promise<TestClus
     });
 
     const start = async (): Promise<RunningNode> => {
-      cluster = await makeCluster();
+      cluster = await makeCluster({ prefix: uniquePrefix() });
       return cluster.node([itemShardKind({ indexDir: dir, maxK: 100, workers: 1 })], {
         host: { groups: { items: ['0', '1'] } },
       });
@@ -142,7 +146,7 @@ export function itemShardSuite(name: string, makeCluster: () => Promise<TestClus
       const upserted = await shard.ask('0', 'upsert', {
         items: [{ item_id: 'fresh_1', vector, category: 'cat_new' }],
       });
-      expect(upserted).toEqual({ upserted: 1, delta: 1 });
+      expect(upserted).toEqual({ upserted: 1, delta: 1, seq: 1 });
       const after = await shard.ask('0', 'search', { vector, k: 5 });
       expect(unpackItems(after)[0]!.item_id).toBe('fresh_1');
       expect(unpackItems(after)[0]!.score).toBeCloseTo(1, 4);
@@ -161,7 +165,7 @@ export function itemShardSuite(name: string, makeCluster: () => Promise<TestClus
       const deleted = await shard.ask('0', 'delete', {
         item_ids: [best.item_id, 'fresh_1', 'nope'],
       });
-      expect(deleted).toEqual({ deleted: 2, tombstones: 1 });
+      expect(deleted).toEqual({ deleted: 2, tombstones: 1, seq: 2 });
       const ids = (r: SearchReply): string[] => r.item_ids;
       const later = await shard.ask('0', 'search', { vector, k: 5 });
       expect(ids(later)).not.toContain(best.item_id);
@@ -178,12 +182,14 @@ export function itemShardSuite(name: string, makeCluster: () => Promise<TestClus
         metric: 'ip',
         model_version: 'suite-model',
         workers: 1,
+        stream_seq: 2,
+        events_skipped: 0,
       });
       expect(stats.vectors).toBe(stats.base_vectors - 1);
     });
 
     it('keeps a shard with no index file out of its queue group, without crashing', async () => {
-      cluster = await makeCluster();
+      cluster = await makeCluster({ prefix: uniquePrefix() });
       const node = await cluster.node(
         [itemShardKind({ indexDir: join(dir, 'missing'), workers: 1 })],
         { host: { groups: { items: ['0'] } } },

@@ -13,5 +13,5 @@ describeIntegration('item shards while serving, over NATS', () => {
   afterAll(async () => {
     await server.stop();
   });
-  itemShardLiveSuite('NATS', () => Promise.resolve(testCluster(server.url)));
+  itemShardLiveSuite('NATS', (options) => Promise.resolve(testCluster(server.url, options)));
 });

@@ -13,5 +13,5 @@ describeIntegration('item-shard actors over NATS', () => {
   afterAll(async () => {
     await server.stop();
   });
-  itemShardSuite('NATS', () => Promise.resolve(testCluster(server.url)));
+  itemShardSuite('NATS', (options) => Promise.resolve(testCluster(server.url, options)));
 });

@@ -1,6 +1,6 @@
 import { testCluster } from '../helpers/cluster.js';
 import { itemShardLiveSuite } from '../helpers/item-shard-live-suite.js';
 
-itemShardLiveSuite('the in-process transport', ({ shared }) =>
-  Promise.resolve(testCluster(undefined, { shared })),
+itemShardLiveSuite('the in-process transport', (options) =>
+  Promise.resolve(testCluster(undefined, options)),
 );

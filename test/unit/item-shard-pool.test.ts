@@ -143,12 +143,14 @@ describe('compaction of a shard file', () => {
         upsertIds: ['new_1', 'item_1'],
         upsertCategories: ['c', null],
         upsertVectors: Float32Array.from([...fresh, ...replaced]),
+        streamSeq: 7,
       });
       expect(built.manifest).toMatchObject({
         count: items.ids.length + 1 - 1,
         rows: items.ids.length + 2,
         generation: 1,
         baseVersion: `m@${manifest.builtAt}`,
+        streamSeq: 7,
       });
       const shard = await openShard(outDir, 0, 64);
       expect(searchShard(shard, { vector: fresh, k: 1 })[0]!.item_id).toBe('new_1');
@@ -199,6 +201,7 @@ describe('compaction of a shard file', () => {
             upsertIds: batch.map((item) => item.id),
             upsertCategories: batch.map(() => null),
             upsertVectors: vectors,
+            streamSeq: generation + 1,
           }));
         }
         const shard = await openShard(join(dir, `run${run}-g${manifest.generation! - 1}`), 0, 128);
