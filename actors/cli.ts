@@ -1,7 +1,8 @@
 /**
  * Commands of the actors layer. `recsys index` builds the item index from a retrieval model's item
  * embeddings: S per-shard usearch files and manifests under `<data.dir>/indexes/<model version>/`,
- * which the `items` actors then serve.
+ * which the `items` actors then serve. Given the data set, each item carries its category, so
+ * searches can filter by category.
  */
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -9,6 +10,8 @@ import { join, resolve } from 'node:path';
 import { InvalidArgumentError } from 'commander';
 import type { Command } from 'commander';
 
+import { readItems } from '../models/data/dataset-io.js';
+import { DatasetFormatError } from '../models/data/errors.js';
 import { ProgressBar } from '../models/data/progress.js';
 import { RetrievalArtifactError, readRetrievalManifest } from '../models/retrieval/artifact.js';
 import { loadCommandConfig } from '../runtime/config/index.js';
@@ -19,6 +22,8 @@ import { reportFailure } from '../runtime/cli/exit.js';
 
 export interface IndexFlags {
   model: string;
+  /** The data set the model was trained on: the items' categories come from it. */
+  data?: string;
   shards?: number;
   out?: string;
   config?: string;
@@ -59,6 +64,7 @@ export async function runIndex(
   if (!Array.isArray(ids) || ids.length !== rows || !ids.every((id) => typeof id === 'string')) {
     throw new RetrievalArtifactError(idsPath, `expected ${rows} item ids`);
   }
+  const categories = flags.data === undefined ? undefined : await itemCategories(flags.data, ids);
   const dir = resolve(flags.out ?? indexDirFor(config.data.dir, manifest.version));
   const progress =
     flags.progress === false ? undefined : new ProgressBar({ label: 'index', total: rows });
@@ -67,6 +73,7 @@ export async function runIndex(
     vectors,
     dims,
     ids,
+    ...(categories === undefined ? {} : { categories }),
     shards: flags.shards ?? config.items.shards,
     params: {
       metric: config.items.metric,
@@ -89,6 +96,20 @@ export async function runIndex(
   };
 }
 
+/**
+ * The primary category of each of `ids` in the data set at `dataDir` (`null` for an item the data
+ * set does not have, such as one added after it was made).
+ */
+async function itemCategories(dataDir: string, ids: readonly string[]): Promise<(string | null)[]> {
+  const items = await readItems(resolve(dataDir));
+  const byId = new Map<string, string>();
+  items.ids.forEach((id, i) => {
+    const category = items.categories[items.category[i]!];
+    if (category !== undefined) byId.set(id, category);
+  });
+  return ids.map((id) => byId.get(id) ?? null);
+}
+
 function positiveInteger(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1 || n > 1024) {
@@ -98,7 +119,7 @@ function positiveInteger(value: string): number {
 }
 
 function fail(err: unknown): void {
-  reportFailure(err, [ConfigError, RetrievalArtifactError, IndexFileError]);
+  reportFailure(err, [ConfigError, RetrievalArtifactError, IndexFileError, DatasetFormatError]);
 }
 
 /** Adds `recsys index`. */
@@ -109,6 +130,10 @@ export function registerIndexCommand(program: Command): void {
       "Build the item index from a retrieval model's item embeddings: one usearch HNSW file per shard",
     )
     .requiredOption('--model <dir>', 'a two-tower artifact folder (from `recsys train retrieval`)')
+    .option(
+      '--data <dir>',
+      'the data set the model was trained on: items get their categories, for category filters',
+    )
     .option('--shards <S>', 'shards (default: items.shards)', positiveInteger)
     .option('--out <dir>', 'output folder (default: <data.dir>/indexes/<model version>)')
     .option('-c, --config <path>', 'config file (default: $RECSYS_CONFIG or configs/config.yaml)')

@@ -579,7 +579,8 @@ async function forEachGroup(
   }
 }
 
-async function readItems(dir: string): Promise<ItemTable> {
+/** Reads only the items table of the data set in `dir` (for tools that need no events). */
+export async function readItems(dir: string): Promise<ItemTable> {
   const reader = await openParquetFile(join(dir, ITEMS_FILE));
   const n = reader.rows;
   const categories = new Lookup(vocabulary(reader, 'category'));

@@ -17,6 +17,7 @@ export {
   prepareDatasetDir,
   readDataset,
   readEvents,
+  readItems,
   readManifest,
   writeDataset,
   writeItems,

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runIndex } from '../../actors/cli.js';
 import { openShard, searchShard } from '../../actors/item-shard/index.js';
+import { prepareDatasetDir, writeItems } from '../../models/data/index.js';
 import { clusteredItems } from '../helpers/item-vectors.js';
 
 /** The parts of a retrieval artifact `recsys index` reads. */
@@ -54,6 +55,48 @@ describe('recsys index', () => {
       {},
     );
     expect(two.manifests).toHaveLength(2);
+  });
+
+  it('gives each item its category from the data set, for category filters', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'recsys-index-cli-'));
+    const items = clusteredItems(200, 8, { seed: 4 });
+    await fakeArtifact(dir, items.ids, items.vectors, 8);
+    // The data set knows all but the last item (one added after it was made).
+    const known = items.ids.slice(0, -1);
+    const names = ['drama', 'comedy', 'horror'];
+    await prepareDatasetDir(join(dir, 'dataset'));
+    await writeItems(join(dir, 'dataset'), {
+      ids: known,
+      category: Int32Array.from(known, (_, i) => i % 3),
+      categories: names,
+      tagOffsets: new Int32Array(known.length + 1),
+      tagIds: new Int32Array(0),
+      tags: [],
+      createdAt: new Float64Array(known.length).fill(Number.NaN),
+    });
+    const configPath = join(dir, 'config.yaml');
+    await writeFile(configPath, `data:\n  dir: ${join(dir, 'data')}\nitems:\n  shards: 2\n`);
+    const result = await runIndex(
+      { model: dir, data: join(dir, 'dataset'), config: configPath, progress: false },
+      {},
+    );
+    const expected = new Map(known.map((id, i) => [id, names[i % 3]!]));
+    let checked = 0;
+    for (const { shard: s } of result.manifests) {
+      const shard = await openShard(result.dir, s, 64);
+      shard.ids.forEach((id, row) => {
+        expect(shard.categories?.[row]).toBe(expected.get(id!) ?? null);
+        checked++;
+      });
+      const vector = items.vectors.slice(0, 8);
+      const horror = searchShard(shard, { vector, k: 5, categories: ['horror'] });
+      expect(horror.every((it) => expected.get(it.item_id) === 'horror')).toBe(true);
+    }
+    expect(checked).toBe(200);
+
+    await expect(
+      runIndex({ model: dir, data: join(dir, 'nowhere'), config: configPath, progress: false }, {}),
+    ).rejects.toThrow(/nowhere/);
   });
 
   it('names the file when the embeddings do not match the manifest', async () => {
