@@ -2,9 +2,8 @@
  * The item shards while they serve, written once and run on both transports: compaction under a
  * continuous query load, and the scatter-gather client over several shards, one of them down.
  */
-import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   ShardScatter,
   itemEventsStreamName,
@@ -22,13 +21,8 @@ import { prng } from './assertions.js';
 import { uniquePrefix } from './cluster.js';
 import type { TestCluster, TestClusterOptions } from './cluster.js';
 import { eventually } from './eventually.js';
-import {
-  buildTestIndex,
-  clusteredItems,
-  exactTopK,
-  queryNear,
-  randomUnitVector,
-} from './item-vectors.js';
+import { itemIndexFixture } from './item-index-fixture.js';
+import { clusteredItems, exactTopK, queryNear, randomUnitVector } from './item-vectors.js';
 
 const DIMS = 16;
 const SHARDS = 3;
@@ -39,36 +33,25 @@ export function itemShardLiveSuite(
 ): void {
   describe(`item shards while serving, on ${name}`, () => {
     const items = clusteredItems(1500, DIMS, { seed: 5 });
-    let dir: string;
-    let cluster: TestCluster | undefined;
-    beforeAll(async () => {
-      dir = await buildTestIndex(items, {
-        dims: DIMS,
-        shards: SHARDS,
-        expansionSearch: 128,
-        modelVersion: 'live-model',
-      });
-    });
-    afterEach(async () => {
-      await cluster?.close();
-      cluster = undefined;
-    });
-    afterAll(async () => {
-      await rm(dir, { recursive: true, force: true });
+    const index = itemIndexFixture(items, {
+      dims: DIMS,
+      shards: SHARDS,
+      expansionSearch: 128,
+      modelVersion: 'live-model',
     });
 
     const kind = (compactionThreshold = 10_000) =>
       itemShardKind({
-        indexDir: dir,
+        indexDir: index.dir,
         maxK: 200,
         workers: 2,
         expansionSearch: 128,
         compactionThreshold,
-        compactDir: join(dir, `compacted-${Math.random().toString(36).slice(2)}`),
+        compactDir: join(index.dir, `compacted-${Math.random().toString(36).slice(2)}`),
       });
 
     it('compacts under a continuous query load: no query lost, every answer consistent', async () => {
-      cluster = await makeCluster({ shared: false, prefix: uniquePrefix() });
+      const cluster = index.use(await makeCluster({ shared: false, prefix: uniquePrefix() }));
       const node = await cluster.node([kind(40)], { host: { groups: { items: ['0'] } } });
       const shard = node.client.grouped<ItemShardProtocol>('items');
       const rand = prng(31);
@@ -166,15 +149,15 @@ export function itemShardLiveSuite(
     });
 
     it('keeps serving every upsert from the delta when a compaction fails', async () => {
-      cluster = await makeCluster({ shared: false, prefix: uniquePrefix() });
+      const cluster = index.use(await makeCluster({ shared: false, prefix: uniquePrefix() }));
       // A folder under a regular file cannot be created: every compaction fails.
       const node = await cluster.node(
         [
           itemShardKind({
-            indexDir: dir,
+            indexDir: index.dir,
             workers: 1,
             compactionThreshold: 5,
-            compactDir: join(dir, 'shard-0.json', 'compacted'),
+            compactDir: join(index.dir, 'shard-0.json', 'compacted'),
           }),
         ],
         { host: { groups: { items: ['0'] } } },
@@ -196,7 +179,7 @@ export function itemShardLiveSuite(
     });
 
     it('scatter-gather over every shard gives the merged exact top k', async () => {
-      cluster = await makeCluster({ shared: true, prefix: uniquePrefix() });
+      const cluster = index.use(await makeCluster({ shared: true, prefix: uniquePrefix() }));
       const node = await cluster.node([kind()], {
         host: { groups: { items: ['0', '1', '2'] } },
       });
@@ -229,7 +212,7 @@ export function itemShardLiveSuite(
     });
 
     it('scatter-gather with one shard host stopped: partial results naming it, in time', async () => {
-      cluster = await makeCluster({ shared: true, prefix: uniquePrefix() });
+      const cluster = index.use(await makeCluster({ shared: true, prefix: uniquePrefix() }));
       const keep: RunningNode = await cluster.node([kind()], {
         host: { groups: { items: ['0', '2'] } },
       });
@@ -278,7 +261,7 @@ export function itemShardLiveSuite(
         .map(({ id, row }) => ({ id, vector: items.vectors.slice(row * DIMS, (row + 1) * DIMS) }));
 
     it('applies every update on every replica; a replica that starts replays what it missed', async () => {
-      cluster = await makeCluster({ shared: true, prefix: uniquePrefix() });
+      const cluster = index.use(await makeCluster({ shared: true, prefix: uniquePrefix() }));
       const serveShard0 = { host: { groups: { items: ['0'] } } };
       const first = await cluster.node([kind()], serveShard0);
       const second = await cluster.node([kind()], serveShard0);
@@ -308,7 +291,7 @@ export function itemShardLiveSuite(
     });
 
     it('restarts from its newest compacted generation and replays only the events after it', async () => {
-      cluster = await makeCluster({ shared: true, prefix: uniquePrefix() });
+      const cluster = index.use(await makeCluster({ shared: true, prefix: uniquePrefix() }));
       // One kind, so the restarted replica looks in the same compaction folder.
       const compacting = kind(10);
       const serveShard0 = { host: { groups: { items: ['0'] } } };
@@ -352,7 +335,7 @@ export function itemShardLiveSuite(
 
     it('passes over a malformed event and an upsert of another model, and keeps serving', async () => {
       const prefix = uniquePrefix();
-      cluster = await makeCluster({ shared: false, prefix });
+      const cluster = index.use(await makeCluster({ shared: false, prefix }));
       const node = await cluster.node([kind()], { host: { groups: { items: ['0'] } } });
       const stream = await node.streams.stream(itemEventsStreamName(prefix), {
         subjects: itemEventsSubjects(prefix),

@@ -2,9 +2,8 @@
  * The item-shard actor through the client every caller uses, written once and run on both
  * transports: a small index built in a temporary folder, two shards served by one node.
  */
-import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { itemShardKind, shardOf, unpackItems } from '../../actors/item-shard/index.js';
 import type { ItemShardProtocol, SearchReply } from '../../actors/item-shard/index.js';
 import { BadRequestError, NoRespondersError } from '../../runtime/errors.js';
@@ -12,7 +11,8 @@ import type { RunningNode } from '../../runtime/node.js';
 import { prng } from './assertions.js';
 import { uniquePrefix } from './cluster.js';
 import type { TestCluster, TestClusterOptions } from './cluster.js';
-import { buildTestIndex, clusteredItems, exactTopK, queryNear, recall } from './item-vectors.js';
+import { itemIndexFixture } from './item-index-fixture.js';
+import { clusteredItems, exactTopK, queryNear, recall } from './item-vectors.js';
 
 const DIMS = 16;
 const SHARDS = 2;
@@ -23,27 +23,16 @@ export function itemShardSuite(
 ): void {
   describe(`item-shard actors on ${name}`, () => {
     const items = clusteredItems(1500, DIMS, { seed: 3 });
-    let dir: string;
-    let cluster: TestCluster | undefined;
-    beforeAll(async () => {
-      dir = await buildTestIndex(items, {
-        dims: DIMS,
-        shards: SHARDS,
-        expansionSearch: 64,
-        modelVersion: 'suite-model',
-      });
-    });
-    afterEach(async () => {
-      await cluster?.close();
-      cluster = undefined;
-    });
-    afterAll(async () => {
-      await rm(dir, { recursive: true, force: true });
+    const index = itemIndexFixture(items, {
+      dims: DIMS,
+      shards: SHARDS,
+      expansionSearch: 64,
+      modelVersion: 'suite-model',
     });
 
     const start = async (): Promise<RunningNode> => {
-      cluster = await makeCluster({ prefix: uniquePrefix() });
-      return cluster.node([itemShardKind({ indexDir: dir, maxK: 100, workers: 1 })], {
+      const cluster = index.use(await makeCluster({ prefix: uniquePrefix() }));
+      return cluster.node([itemShardKind({ indexDir: index.dir, maxK: 100, workers: 1 })], {
         host: { groups: { items: ['0', '1'] } },
       });
     };
@@ -189,9 +178,9 @@ export function itemShardSuite(
     });
 
     it('keeps a shard with no index file out of its queue group, without crashing', async () => {
-      cluster = await makeCluster({ prefix: uniquePrefix() });
+      const cluster = index.use(await makeCluster({ prefix: uniquePrefix() }));
       const node = await cluster.node(
-        [itemShardKind({ indexDir: join(dir, 'missing'), workers: 1 })],
+        [itemShardKind({ indexDir: join(index.dir, 'missing'), workers: 1 })],
         { host: { groups: { items: ['0'] } } },
       );
       // The replica never became ready, so it takes no traffic: callers see no responders.

@@ -3,8 +3,7 @@
  * validators of `record` and `counters`, and the two ops on a shard served over the in-process
  * transport.
  */
-import { rm } from 'node:fs/promises';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   COUNTER_EVENT_TYPES,
   ItemCounters,
@@ -30,9 +29,9 @@ import { BadRequestError } from '../../runtime/errors.js';
 import type { RunningNode } from '../../runtime/node.js';
 import { badRequest, prng } from '../helpers/assertions.js';
 import { testCluster } from '../helpers/cluster.js';
-import type { TestCluster } from '../helpers/cluster.js';
 import { eventually } from '../helpers/eventually.js';
-import { buildTestIndex, clusteredItems, queryNear } from '../helpers/item-vectors.js';
+import { itemIndexFixture } from '../helpers/item-index-fixture.js';
+import { clusteredItems, queryNear } from '../helpers/item-vectors.js';
 
 const SECOND = 1000;
 const MINUTE = 60 * SECOND;
@@ -406,30 +405,19 @@ describe('counters on an item shard over the in-process transport', () => {
   const DIMS = 8;
   const SHARDS = 2;
   const items = clusteredItems(300, DIMS, { seed: 9 });
-  let dir: string;
-  let cluster: TestCluster | undefined;
-  beforeAll(async () => {
-    dir = await buildTestIndex(items, {
-      dims: DIMS,
-      shards: SHARDS,
-      expansionSearch: 64,
-      modelVersion: 'counters-model',
-    });
-  });
-  afterEach(async () => {
-    await cluster?.close();
-    cluster = undefined;
-  });
-  afterAll(async () => {
-    await rm(dir, { recursive: true, force: true });
+  const index = itemIndexFixture(items, {
+    dims: DIMS,
+    shards: SHARDS,
+    expansionSearch: 64,
+    modelVersion: 'counters-model',
   });
 
   const start = async (): Promise<RunningNode> => {
-    cluster = testCluster(undefined);
-    return cluster.node(
-      [itemShardKind({ indexDir: dir, workers: 1, counters: { ctrPriorMean: 0.1 } })],
-      { host: { groups: { items: ['0', '1'] } } },
-    );
+    return index
+      .use(testCluster(undefined))
+      .node([itemShardKind({ indexDir: index.dir, workers: 1, counters: { ctrPriorMean: 0.1 } })], {
+        host: { groups: { items: ['0', '1'] } },
+      });
   };
 
   it('records events and answers features in the order asked, packed as float32', async () => {
