@@ -2,7 +2,8 @@
  * The composition root of the `recsys` command: the runtime's program, plus the actor kinds and
  * the model commands of the layers above it. The runtime itself imports none of them.
  */
-import { registerIndexCommand } from './actors/cli.js';
+import { prepareDemoIndex, registerIndexCommand } from './actors/cli.js';
+import { buildDemoModel } from './models/cli/demo.js';
 import { registerDataImportCommand } from './models/cli/data-import.js';
 import { registerDataCommands } from './models/cli/data.js';
 import { registerEvalCommand } from './models/cli/eval.js';
@@ -19,4 +20,11 @@ await buildProgram({
     registerIndexCommand,
     registerTrainCommands,
   ],
+  prepareStart: async (context) => {
+    await prepareDemoIndex(
+      context,
+      (configPath) => buildDemoModel(configPath, process.env, context.log),
+      process.env,
+    );
+  },
 }).parseAsync(process.argv);

@@ -19,6 +19,8 @@ import { ConfigError } from '../runtime/errors.js';
 import { IndexFileError, buildShards } from './item-shard/index-file.js';
 import type { ShardManifest } from './item-shard/index-file.js';
 import { reportFailure } from '../runtime/cli/exit.js';
+import type { KindModuleContext } from '../runtime/cli/kinds.js';
+import { resolveIndexDir } from './kinds.js';
 
 export interface IndexFlags {
   model: string;
@@ -108,6 +110,33 @@ async function itemCategories(dataDir: string, ids: readonly string[]): Promise<
     if (category !== undefined) byId.set(id, category);
   });
   return ids.map((id) => byId.get(id) ?? null);
+}
+
+/** Where {@link prepareDemoIndex} gets a model from; the models layer trains one. */
+export type DemoModelSource = (
+  configPath: string | undefined,
+) => Promise<{ datasetDir: string; modelDir: string }>;
+
+/**
+ * `recsys start` on a data folder with no item index: builds one from a demo model, so the item
+ * shards start. Does nothing when an index exists (the user's own, or the demo's from before).
+ */
+export async function prepareDemoIndex(
+  context: KindModuleContext & { configPath: string | undefined },
+  demoModel: DemoModelSource,
+  env: Record<string, string | undefined>,
+): Promise<string | undefined> {
+  if (resolveIndexDir(context.config) !== undefined) return undefined;
+  context.log.info(
+    'no item index under data.dir: building demo data (recsys start --no-demo skips)',
+  );
+  const { datasetDir, modelDir } = await demoModel(context.configPath);
+  const index = await runIndex(
+    { model: modelDir, data: datasetDir, config: context.configPath, progress: false },
+    env,
+  );
+  context.log.info({ dir: index.dir, items: index.manifests[0]?.count }, 'demo item index built');
+  return index.dir;
 }
 
 function positiveInteger(value: string): number {

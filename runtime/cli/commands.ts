@@ -12,7 +12,7 @@ import { discoverServices } from '../services/discover.js';
 import type { ServiceVerb } from '../services/micro.js';
 import { NatsTransport } from '../transport/nats.js';
 import { loadKindModules } from './kinds.js';
-import type { CreateKinds } from './kinds.js';
+import type { CreateKinds, PrepareStart } from './kinds.js';
 import type { NodeCommandOptions } from './program.js';
 
 /** `--group items=0,1` → `{ items: ['0', '1'] }`. */
@@ -40,6 +40,7 @@ function fail(err: unknown): never {
 export async function runNodeCommand(
   flags: NodeCommandOptions,
   builtinKinds: CreateKinds,
+  prepareStart?: PrepareStart,
 ): Promise<void> {
   let config: ResolvedConfig;
   const overrides: ConfigOverrides = {};
@@ -61,6 +62,7 @@ export async function runNodeCommand(
   const log = createLogger({ level: config.log.level, pretty: config.log.pretty });
   let node: RunningNode;
   try {
+    await prepareStart?.({ config, log, configPath: flags.config });
     const builtin = await builtinKinds({ config, log });
     const extra = await loadKindModules(flags.kindsModule ?? [], { config, log });
     node = await startNode({ config, kinds: [...builtin, ...extra], log });

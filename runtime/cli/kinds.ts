@@ -16,6 +16,14 @@ export interface KindModuleContext {
   log: Logger;
 }
 
+/**
+ * Prepares what a `recsys start` serves before its kinds are built (demo data on a fresh machine).
+ * `configPath` is the config file the command was given, for tools that load it themselves.
+ */
+export type PrepareStart = (
+  context: KindModuleContext & { configPath: string | undefined },
+) => Promise<void>;
+
 export type CreateKinds = (
   context: KindModuleContext,
 ) => readonly ActorKind<Protocol>[] | Promise<readonly ActorKind<Protocol>[]>;

@@ -3,7 +3,7 @@
  */
 import { Command, Option } from 'commander';
 import { runNodeCommand, runServicesCommand } from './commands.js';
-import type { CreateKinds } from './kinds.js';
+import type { CreateKinds, PrepareStart } from './kinds.js';
 
 export interface ProgramOptions {
   /**
@@ -13,6 +13,11 @@ export interface ProgramOptions {
   builtinKinds?: CreateKinds;
   /** Adds more subcommands (data, training, evaluation, ...) from the layers above the runtime. */
   commands?: ReadonlyArray<(program: Command) => void>;
+  /**
+   * Run by `recsys start` (unless `--no-demo`) before the kinds are built: the layers above make
+   * sure there is something to serve (demo data) on a fresh machine.
+   */
+  prepareStart?: PrepareStart;
 }
 
 export function buildProgram(options: ProgramOptions = {}): Command {
@@ -58,8 +63,13 @@ export function buildProgram(options: ProgramOptions = {}): Command {
       collect,
       [],
     )
+    .option('--no-demo', 'do not build demo data when <data.dir> has nothing to serve')
     .action((flags: NodeCommandOptions) =>
-      runNodeCommand({ ...flags, transport: 'inproc' }, builtinKinds),
+      runNodeCommand(
+        { ...flags, transport: 'inproc' },
+        builtinKinds,
+        flags.demo === false ? undefined : options.prepareStart,
+      ),
     );
 
   program
@@ -88,6 +98,8 @@ export interface NodeCommandOptions {
   natsUrl?: string;
   group?: string[];
   kindsModule?: string[];
+  /** `recsys start` only: `false` (`--no-demo`) skips {@link ProgramOptions.prepareStart}. */
+  demo?: boolean;
 }
 
 function collect(value: string, previous: string[]): string[] {
