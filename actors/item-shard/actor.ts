@@ -52,7 +52,7 @@ export interface ItemShardKindOptions {
   indexDir: string;
   /** Largest `k` a search may ask. @default 1000 */
   maxK?: number;
-  /** Worker threads per shard. @default 2 */
+  /** Worker threads per shard. @default 1 */
   workers?: number;
   /** HNSW candidate list while searching (ef). @default 64 */
   expansionSearch?: number;
@@ -104,7 +104,7 @@ export function resolveItemShardKindOptions(
   return {
     indexDir: options.indexDir,
     maxK: positiveInt(options.maxK ?? 1000, 'maxK'),
-    workers: positiveInt(options.workers ?? 2, 'workers'),
+    workers: positiveInt(options.workers ?? 1, 'workers'),
     expansionSearch: positiveInt(options.expansionSearch ?? 64, 'expansionSearch'),
     compactionThreshold: positiveInt(options.compactionThreshold ?? 10_000, 'compactionThreshold'),
     compactDir: options.compactDir ?? join(options.indexDir, 'compacted'),

@@ -4,6 +4,7 @@
  * down does not fail the query: its number is listed in `missing_shards` and the result is flagged
  * `degraded`, so the caller answers with what it has, in time.
  */
+import { EncodedRequest } from '../../runtime/client/client.js';
 import type { ActorClient, TypedRef } from '../../runtime/client/client.js';
 import { BadRequestError } from '../../runtime/errors.js';
 import { ITEMS_KIND } from './messages.js';
@@ -56,8 +57,10 @@ export class ShardScatter {
       deadline,
       ...(options.requestId === undefined ? {} : { requestId: options.requestId }),
     };
+    // Every shard gets the same bytes: encoded once, not once per shard.
+    const encoded = EncodedRequest.of(request);
     const settled = await Promise.allSettled(
-      this.shards.map((shard) => this.ref.ask(shard, 'search', request, call)),
+      this.shards.map((shard) => this.ref.ask(shard, 'search', encoded, call)),
     );
     const lists: PackedItems[] = [];
     const missing: number[] = [];

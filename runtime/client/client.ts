@@ -46,6 +46,29 @@ export interface ActorClientOptions {
   log?: Logger;
 }
 
+/**
+ * A request payload encoded once, for a caller that sends the same request to several actors (a
+ * scatter over shards): `ask` and `tell` send its bytes as they are instead of encoding the value
+ * again for every callee. `T` is the request type it was encoded from.
+ */
+export class EncodedRequest<T = unknown> {
+  /** Never set: keeps the request type, so a typed ref takes it only for the right operation. */
+  declare readonly request: T;
+
+  constructor(
+    readonly data: Uint8Array,
+    readonly headers: Headers,
+  ) {}
+
+  static of<T>(request: T): EncodedRequest<T> {
+    const { data, headers } = encode(request);
+    return new EncodedRequest<T>(data, headers);
+  }
+}
+
+const encodedOf = (request: unknown): EncodedRequest =>
+  request instanceof EncodedRequest ? request : EncodedRequest.of(request);
+
 const MIN_BACKOFF_MS = 2;
 const MAX_BACKOFF_MS = 100;
 
@@ -93,7 +116,10 @@ export class ActorClient {
     return this.subjects.grouped(ref.kind, ref.group, op);
   }
 
-  /** Request/reply under a deadline; rejects with the callee's typed error or `TimeoutError`. */
+  /**
+   * Request/reply under a deadline; rejects with the callee's typed error or `TimeoutError`.
+   * `request` may be an {@link EncodedRequest}, sent as it is.
+   */
   async ask<Rep = unknown>(
     ref: ActorRef,
     op: string,
@@ -102,7 +128,7 @@ export class ActorClient {
   ): Promise<Rep> {
     const subject = this.subjectFor(ref, op);
     const deadline = options.deadline ?? Date.now() + (options.timeoutMs ?? this.defaultTimeoutMs);
-    const payload = encode(request);
+    const payload = encodedOf(request);
     const headers: Headers = {
       ...payload.headers,
       [Header.Deadline]: String(deadline),
@@ -143,7 +169,7 @@ export class ActorClient {
    * an event to the stream instead.
    */
   tell(ref: ActorRef, op: string, request: unknown, options: CallOptions = {}): void {
-    const payload = encode(request);
+    const payload = encodedOf(request);
     const deadline = options.deadline ?? Date.now() + (options.timeoutMs ?? this.defaultTimeoutMs);
     this.transport.publish(this.subjectFor(ref, op), payload.data, {
       ...payload.headers,
@@ -168,13 +194,13 @@ export interface TypedRef<P extends Protocol, Address> {
   ask<Op extends OpName<P>>(
     address: Address,
     op: Op,
-    request: RequestOf<P, Op>,
+    request: RequestOf<P, Op> | EncodedRequest<RequestOf<P, Op>>,
     options?: CallOptions,
   ): Promise<ReplyOf<P, Op>>;
   tell<Op extends OpName<P>>(
     address: Address,
     op: Op,
-    request: RequestOf<P, Op>,
+    request: RequestOf<P, Op> | EncodedRequest<RequestOf<P, Op>>,
     options?: CallOptions,
   ): void;
 }

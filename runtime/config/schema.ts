@@ -303,7 +303,12 @@ const ItemsSchema = section(
     expansion_add: int(8, 4096, 128, 'HNSW candidate list while building (efConstruction).'),
     expansion_search: int(8, 4096, 64, 'HNSW candidate list while searching (ef).'),
     max_k: int(1, 10_000, 1000, 'Largest k a search may ask of one shard.'),
-    workers: int(1, 64, 2, 'Worker threads per shard actor, each with its own view of the index.'),
+    workers: int(
+      1,
+      64,
+      1,
+      'Worker threads per shard actor, each with its own view of the index. One keeps the threads of a process that serves several shards within its cores; raise it for a shard with cores of its own.',
+    ),
     compaction_threshold: int(
       1,
       10_000_000,
@@ -569,7 +574,7 @@ export interface ItemsConfig {
   expansionSearch: number;
   /** Largest k of one shard search. @default 1000 */
   maxK: number;
-  /** Worker threads per shard actor. @default 2 */
+  /** Worker threads per shard actor. @default 1 */
   workers: number;
   /** Delta size that starts a compaction. @default 10000 */
   compactionThreshold: number;

@@ -62,6 +62,7 @@ export class NatsTransport implements Transport {
   private inbox: string | undefined;
   private nextToken = 0;
   private readonly pending = new Map<string, PendingRequest>();
+  private readonly replies: ReplyBatch;
 
   /**
    * Wraps a connection made elsewhere. {@link NatsTransport.connect} is the usual way in: it sets
@@ -70,6 +71,7 @@ export class NatsTransport implements Transport {
   constructor(connection: NatsConnection, options: { drainTimeoutMs?: number } = {}) {
     this.connection = connection;
     this.drainTimeoutMs = options.drainTimeoutMs ?? 5000;
+    this.replies = new ReplyBatch(connection);
     void this.watchStatus();
   }
 
@@ -104,7 +106,7 @@ export class NatsTransport implements Transport {
           // message to hand over, and the subscription's own lifecycle already reflects them.
           if (err !== null) return;
           try {
-            handler(new NatsInboundMessage(msg));
+            handler(new NatsInboundMessage(msg, this.replies));
           } catch (handlerErr) {
             reportHandlerError(handlerErr);
           }
@@ -221,6 +223,7 @@ export class NatsTransport implements Transport {
   }
 
   flush(): Promise<void> {
+    this.replies.flush();
     return this.connection.flush().catch((err: unknown) => {
       throw mapError(err, '');
     });
@@ -238,6 +241,7 @@ export class NatsTransport implements Transport {
 
   private async shutdown(): Promise<void> {
     const nc = this.connection;
+    this.replies.flush();
     if (nc.isClosed()) return;
     if (!nc.isDraining()) {
       // A drain needs the server; while disconnected it would wait for a reconnect, so it is
@@ -302,12 +306,68 @@ class NatsTransportSubscription implements Subscription {
   }
 }
 
+/** Larger replies go out at once, where nats.js checks them against the server's payload limit. */
+const BATCHED_REPLY_MAX_BYTES = 64 * 1024;
+
+interface QueuedReply {
+  subject: string;
+  data: Uint8Array;
+  headers: MsgHdrs | undefined;
+}
+
+/**
+ * Replies made during one turn of the event loop, published together at its end (`setImmediate`
+ * runs after the turn's I/O callbacks). nats.js writes to the socket once per microtask
+ * checkpoint, and a shard's replies are made in checkpoints of their own (each search worker's
+ * answer is an event of its own), so unbatched every reply was a write system call, and on one
+ * machine a wake-up of nats-server that preempts this thread. Batched, the replies that become
+ * ready together leave in one write.
+ */
+class ReplyBatch {
+  private queued: QueuedReply[] = [];
+  private scheduled: NodeJS.Immediate | undefined;
+
+  constructor(private readonly nc: NatsConnection) {}
+
+  /**
+   * Whether a reply may wait for the end of the turn: not while the connection closes or drains
+   * (a drain must see every reply before it ends), and not when only nats.js can tell whether it
+   * fits the server's payload limit. Such a reply is published at once, and fails at once.
+   */
+  accepts(data: Uint8Array): boolean {
+    return data.length <= BATCHED_REPLY_MAX_BYTES && !this.nc.isClosed() && !this.nc.isDraining();
+  }
+
+  add(reply: QueuedReply): void {
+    this.queued.push(reply);
+    this.scheduled ??= setImmediate(() => this.flush());
+  }
+
+  flush(): void {
+    if (this.scheduled !== undefined) clearImmediate(this.scheduled);
+    this.scheduled = undefined;
+    const queued = this.queued;
+    this.queued = [];
+    for (const { subject, data, headers } of queued) {
+      try {
+        this.nc.publish(subject, data, headers === undefined ? undefined : { headers });
+      } catch {
+        // The connection closed within the turn: the reply is lost as one lost on the wire would
+        // be, and the caller's request fails with its timeout.
+      }
+    }
+  }
+}
+
 const NO_HEADERS: Headers = Object.freeze({});
 
 class NatsInboundMessage implements InboundMessage {
   private mappedHeaders: Headers | undefined;
 
-  constructor(private readonly msg: Msg) {}
+  constructor(
+    private readonly msg: Msg,
+    private readonly replies: ReplyBatch,
+  ) {}
 
   get subject(): string {
     return this.msg.subject;
@@ -328,13 +388,17 @@ class NatsInboundMessage implements InboundMessage {
   }
 
   respond(data: Uint8Array, headers?: Headers): void {
+    const subject = this.msg.reply;
+    if (!subject) return;
     try {
-      this.msg.respond(
-        data.slice(),
-        headers === undefined ? undefined : { headers: toMsgHdrs(headers) },
-      );
+      const hdrs = headers === undefined ? undefined : toMsgHdrs(headers);
+      if (this.replies.accepts(data)) {
+        this.replies.add({ subject, data: data.slice(), headers: hdrs });
+      } else {
+        this.msg.respond(data.slice(), hdrs === undefined ? undefined : { headers: hdrs });
+      }
     } catch (err) {
-      throw mapError(err, this.msg.reply ?? '');
+      throw mapError(err, subject);
     }
   }
 }

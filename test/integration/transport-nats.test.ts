@@ -45,6 +45,34 @@ describeIntegration('NatsTransport', () => {
     expect(t.connection.isClosed()).toBe(true);
   });
 
+  it('sends replies made in one turn each to its own request, and before a close', async () => {
+    const responder = await NatsTransport.connect({ servers: server.url, name: 'batch-responder' });
+    const caller = await NatsTransport.connect({ servers: server.url, name: 'batch-caller' });
+    try {
+      const held: InboundMessage[] = [];
+      responder.subscribe('batch.five', (msg) => {
+        held.push(msg);
+        if (held.length < 5) return;
+        for (const m of held) m.respond(text(`re ${str(m.data)}`));
+      });
+      responder.subscribe('batch.last', (msg) => {
+        msg.respond(text('last'));
+        void responder.close();
+      });
+      await responder.flush();
+      const replies = await Promise.all(
+        [0, 1, 2, 3, 4].map((i) =>
+          caller.request('batch.five', text(String(i)), { timeoutMs: 2000 }),
+        ),
+      );
+      expect(replies.map((r) => str(r.data))).toEqual(['re 0', 're 1', 're 2', 're 3', 're 4']);
+      const last = await caller.request('batch.last', text(''), { timeoutMs: 2000 });
+      expect(str(last.data)).toBe('last');
+    } finally {
+      await Promise.all([responder.close(), caller.close()]);
+    }
+  });
+
   describe('across a server restart', () => {
     let restartable: NatsServerHandle;
     const transports: NatsTransport[] = [];

@@ -4,6 +4,7 @@
  * `.bench/<name>.md`. Progress goes to stderr. Every child process and server a benchmark started
  * is stopped at the end, on an error, and on Ctrl-C.
  */
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { stopAllServers } from '../helpers/servers.js';
 import { removeTempDirs, stopAllChildren } from './processes.js';
@@ -38,6 +39,9 @@ function usage(): string {
     '  --seconds S    duration of each throughput measurement',
     '  --rounds R     repetitions of each measurement; the report shows the median',
     '  --items N      items in the data set of benchmarks that build one (retrieval)',
+    '  --layouts L,.. only these layouts (retrieval: 1, 2, 4, 4x1 = 4 shards in one process)',
+    '  --workers N    search worker threads per item shard (retrieval; default: the config)',
+    '  --profile DIR  write CPU profiles of the node processes started (main threads) to DIR',
     `  --out DIR      where the JSON and Markdown reports go (default ${DEFAULT_OUT_DIR})`,
     '  -h, --help     this text',
     '',
@@ -71,6 +75,9 @@ function parse(argv: string[]): Parsed {
       seconds: { type: 'string' },
       rounds: { type: 'string' },
       items: { type: 'string' },
+      layouts: { type: 'string' },
+      workers: { type: 'string' },
+      profile: { type: 'string' },
       out: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -94,6 +101,10 @@ function parse(argv: string[]): Parsed {
   if (rounds !== undefined) options.rounds = rounds;
   const items = positive('items', values.items, true);
   if (items !== undefined) options.items = items;
+  const workers = positive('workers', values.workers, true);
+  if (workers !== undefined) options.workers = workers;
+  if (values.layouts !== undefined) options.layouts = values.layouts.split(',');
+  if (values.profile !== undefined) options.profileDir = resolve(values.profile);
   return {
     benchmarks: benchmarks.length === 0 ? [...BENCHMARKS] : benchmarks,
     options,

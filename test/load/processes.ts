@@ -5,7 +5,7 @@
  * pipe and shuts the child down when the benchmark process goes away without cleaning up.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +20,8 @@ export interface ChildOptions {
   name: string;
   /** Arguments after `node --import tsx`: a script and its arguments. */
   args: string[];
+  /** Options for node itself, before the script (e.g. `--cpu-prof`). */
+  nodeArgs?: string[];
   env?: NodeJS.ProcessEnv;
   /** Ready once a stdout line contains this. */
   readyLine: string;
@@ -125,7 +127,9 @@ class ManagedChild implements ChildHandle {
 
 /** Starts `node --import tsx <args>` and resolves once it printed its ready line. */
 export async function startChild(options: ChildOptions): Promise<ChildHandle> {
-  const child = spawn(process.execPath, ['--import', 'tsx', '--import', GUARD, ...options.args], {
+  const nodeArgs = options.nodeArgs ?? [];
+  const argv = [...nodeArgs, '--import', 'tsx', '--import', GUARD, ...options.args];
+  const child = spawn(process.execPath, argv, {
     // stdin stays an open pipe: the child guard takes its end as "the parent is gone".
     stdio: ['pipe', 'pipe', 'pipe'],
     env: options.env ?? process.env,
@@ -175,8 +179,32 @@ function ensureExitHook(): void {
  * `undefined` where there is no procfs. For the benchmark's own process use `process.cpuUsage()`.
  */
 export function processCpuMs(pid: number): number | undefined {
+  return statCpuMs(`/proc/${pid}/stat`);
+}
+
+/**
+ * CPU time of each thread of a process so far, in ms, by thread id (the main thread's id is the
+ * pid); empty where there is no procfs. Node names every thread `node`, so the id is all there is
+ * to tell them apart: a thread absent from an earlier reading started since.
+ */
+export function threadCpuMs(pid: number): Map<number, number> {
+  const out = new Map<number, number>();
+  let tids: string[];
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    const ms = statCpuMs(`/proc/${pid}/task/${tid}/stat`);
+    if (ms !== undefined) out.set(Number(tid), ms);
+  }
+  return out;
+}
+
+function statCpuMs(path: string): number | undefined {
+  try {
+    const stat = readFileSync(path, 'utf8');
     // Fields after the command name (which may hold spaces) start after the last ')'.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     // utime and stime are fields 14 and 15 of the file, 12 and 13 here; in clock ticks.

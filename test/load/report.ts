@@ -17,6 +17,12 @@ export interface BenchOptions {
   rounds?: number;
   /** Size of the data set, for benchmarks that build one (items in the index). */
   items?: number;
+  /** Only these layouts, for benchmarks that compare several (retrieval: `1`, `2`, `4`, `4x1`). */
+  layouts?: string[];
+  /** Search worker threads per item shard (retrieval), instead of the shipped config's. */
+  workers?: number;
+  /** Write V8 CPU profiles of the node processes a benchmark starts into this directory. */
+  profileDir?: string;
   /** Progress lines (stderr), so stdout keeps only the results. */
   progress: (line: string) => void;
 }

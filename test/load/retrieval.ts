@@ -15,6 +15,7 @@ import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { stringify as stringifyYaml } from 'yaml';
 import {
   SearchPool,
@@ -34,7 +35,7 @@ import { clusteredItems, queryNear } from '../helpers/item-vectors.js';
 import type { ItemVectors } from '../helpers/item-vectors.js';
 import { startNatsServer } from '../helpers/servers.js';
 import type { NatsServerHandle } from '../helpers/servers.js';
-import { makeTempDir, processCpuMs, startChild } from './processes.js';
+import { makeTempDir, processCpuMs, startChild, threadCpuMs } from './processes.js';
 import type { ChildHandle } from './processes.js';
 import type { Benchmark, BenchOptions, BenchReport, Check, Table } from './report.js';
 import { LatencyRecorder } from './stats.js';
@@ -42,12 +43,15 @@ import type { LatencySummary } from './stats.js';
 
 const DIMS = 64;
 const DEFAULT_ITEMS = 200_000;
-/** S shards, each in its own node process; and the 4 shards again, all in one process. */
-const LAYOUTS: readonly { shards: number; oneProcess: boolean }[] = [
-  { shards: 1, oneProcess: false },
-  { shards: 2, oneProcess: false },
-  { shards: 4, oneProcess: false },
-  { shards: 4, oneProcess: true },
+/**
+ * S shards, each in its own node process; and the 4 shards again, all in one process. `--layouts`
+ * picks some by name.
+ */
+const LAYOUTS: readonly { name: string; shards: number; oneProcess: boolean }[] = [
+  { name: '1', shards: 1, oneProcess: false },
+  { name: '2', shards: 2, oneProcess: false },
+  { name: '4', shards: 4, oneProcess: false },
+  { name: '4x1', shards: 4, oneProcess: true },
 ];
 const RECALL_QUERIES = 200;
 const LATENCY_QUERIES = 2000;
@@ -92,6 +96,15 @@ interface OpenLoopFigures extends LatencySummary {
   rate: number;
   /** CPU time per completed query: all shard processes, nats-server, this (calling) process. */
   cpuShardsUsPerQuery: number | undefined;
+  /** The shard processes' main threads (event loops) alone; the rest is workers, GC and libuv. */
+  cpuShardsMainUsPerQuery: number | undefined;
+  /** Per-query CPU of each busy thread of the shard processes, `pid/tid`, busiest first. */
+  cpuShardThreadsUsPerQuery: Record<string, number>;
+  /**
+   * How late the load generator sent its queries (µs after their scheduled time): a latency
+   * figure includes this, so it must stay small for the figures to be the system's.
+   */
+  sendLag: LatencySummary;
   cpuNatsUsPerQuery: number | undefined;
   cpuClientUsPerQuery: number | undefined;
 }
@@ -173,6 +186,26 @@ async function sequential(count: number, call: (i: number) => unknown): Promise<
   return recorder.summary();
 }
 
+/**
+ * A thread that posts `i` at `startAt + i * intervalMs` (epoch ms, fractional). Node's own timers
+ * have a resolution of 1 ms and fire up to a millisecond late, which at 500 q/s would add up to
+ * half an interval to every latency counted from the scheduled send; `Atomics.wait` sleeps to a
+ * few tens of µs. The cost is one thread wake-up per query.
+ */
+const TICKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { startAt, intervalMs, count } = workerData;
+const cell = new Int32Array(new SharedArrayBuffer(4));
+const now = () => performance.timeOrigin + performance.now();
+for (let i = 0; i < count; i++) {
+  const wait = startAt + i * intervalMs - now();
+  if (wait > 0) Atomics.wait(cell, 0, 0, wait);
+  parentPort.postMessage(i);
+}
+`;
+
+const epochNow = (): number => performance.timeOrigin + performance.now();
+
 /** Sends at `rate` per second for `seconds`, each query timed from its scheduled send time. */
 async function openLoop(
   rate: number,
@@ -180,6 +213,7 @@ async function openLoop(
   call: (i: number) => Promise<{ degraded: boolean }>,
 ): Promise<{
   latency: LatencySummary;
+  sendLag: LatencySummary;
   sent: number;
   completed: number;
   errors: number;
@@ -187,42 +221,49 @@ async function openLoop(
   elapsedMs: number;
 }> {
   const recorder = new LatencyRecorder();
+  const lag = new LatencyRecorder();
   const total = Math.round(rate * seconds);
-  const interval = 1000 / rate;
+  const intervalMs = 1000 / rate;
   const pending: Promise<void>[] = [];
   let errors = 0;
   let degraded = 0;
-  const started = performance.now();
   let sent = 0;
-  while (sent < total) {
-    const now = performance.now();
-    // Send every query that is due; a late timer sends a burst rather than falling behind.
-    while (sent < total && started + sent * interval <= now) {
-      const due = started + sent * interval;
-      const i = sent++;
+  const startAt = epochNow() + 20;
+  const ticker = new Worker(TICKER_SOURCE, {
+    eval: true,
+    workerData: { startAt, intervalMs, count: total },
+  });
+  await new Promise<void>((resolve, reject) => {
+    ticker.on('error', reject);
+    ticker.on('message', (i: number) => {
+      // A late tick (this thread was busy) sends late, and the query is still timed from its due.
+      const due = startAt + i * intervalMs;
+      lag.record((epochNow() - due) * 1000);
+      sent++;
       pending.push(
         call(i).then(
           (result) => {
             if (result.degraded) degraded++;
-            recorder.record((performance.now() - due) * 1000);
+            recorder.record((epochNow() - due) * 1000);
           },
           () => {
             errors++;
           },
         ),
       );
-    }
-    const wait = started + sent * interval - performance.now();
-    await new Promise((resolve) => setTimeout(resolve, Math.max(0, Math.floor(wait))));
-  }
+      if (sent === total) resolve();
+    });
+  });
+  await ticker.terminate();
   await Promise.all(pending);
   return {
     latency: recorder.summary(),
+    sendLag: lag.summary(),
     sent,
     completed: recorder.count,
     errors,
     degraded,
-    elapsedMs: performance.now() - started,
+    elapsedMs: epochNow() - startAt,
   };
 }
 
@@ -235,6 +276,8 @@ async function benchShardCount(
   server: NatsServerHandle,
   seconds: number,
   progress: (line: string) => void,
+  profileDir: string | undefined,
+  workers: number | undefined,
 ): Promise<ShardCountFigures> {
   const config = loadConfig({ path: CONFIG_PATH, env: {} });
   const dataDir = await makeTempDir();
@@ -310,7 +353,7 @@ async function benchShardCount(
         index_version: version,
         metric: config.items.metric,
         expansion_search: config.items.expansionSearch,
-        workers: config.items.workers,
+        workers: workers ?? config.items.workers,
       },
     }),
   );
@@ -326,6 +369,16 @@ async function benchShardCount(
         groups.map((group) =>
           startChild({
             name: `shards ${group} of ${shards}`,
+            // Main threads only: piscina ends its workers with terminate(), which writes no profile.
+            ...(profileDir === undefined
+              ? {}
+              : {
+                  nodeArgs: [
+                    '--cpu-prof',
+                    '--cpu-prof-dir',
+                    join(profileDir, `s${shards}${oneProcess ? 'x1' : ''}`),
+                  ],
+                }),
             args: [
               CLI_MAIN,
               'node',
@@ -359,12 +412,22 @@ async function benchShardCount(
     progress(`S=${shards}: scatter-gather, one query in flight`);
     const scatterSequential = await sequential(LATENCY_QUERIES, searchTop(100));
     const rss = children.map((child) => rssMb(child.pid));
-    const cpu = (): [number, number | undefined, number] => {
+    const cpu = (): [number, number | undefined, number, number, Map<string, number>] => {
       const self = process.cpuUsage();
+      const threads = new Map<string, number>();
+      let main = 0;
+      for (const child of children) {
+        for (const [tid, used] of threadCpuMs(child.pid)) {
+          threads.set(`${child.pid}/${tid}`, used);
+          if (tid === child.pid) main += used;
+        }
+      }
       return [
         children.reduce((sum, child) => sum + (processCpuMs(child.pid) ?? NaN), 0),
         processCpuMs(server.pid),
         (self.user + self.system) / 1000,
+        main,
+        threads,
       ];
     };
     const openLoops: OpenLoopFigures[] = [];
@@ -377,9 +440,18 @@ async function benchShardCount(
         a === undefined || b === undefined || loop.completed === 0
           ? undefined
           : ((b - a) * 1000) / loop.completed;
+      const threads: Record<string, number> = {};
+      const busiest = [...after[4]]
+        .map(([id, used]): [string, number] => [id, perQuery(before[4].get(id) ?? 0, used) ?? 0])
+        .filter(([, used]) => used >= 10)
+        .sort((a, b) => b[1] - a[1]);
+      for (const [id, used] of busiest) threads[id] = Math.round(used);
       openLoops.push({
         k,
         ...loop.latency,
+        sendLag: loop.sendLag,
+        cpuShardsMainUsPerQuery: perQuery(before[3], after[3]),
+        cpuShardThreadsUsPerQuery: threads,
         sent: loop.sent,
         completed: loop.completed,
         errors: loop.errors,
@@ -464,7 +536,9 @@ function buildReport(
       'q/s',
       'errors',
       'degraded',
+      'send lag p99',
       'cpu shards',
+      '(main thr)',
       'cpu nats',
       'cpu client',
     ],
@@ -478,7 +552,9 @@ function buildReport(
         loop.rate,
         loop.errors,
         loop.degraded,
+        ms(loop.sendLag.p99),
         loop.cpuShardsUsPerQuery ?? '-',
+        loop.cpuShardsMainUsPerQuery ?? '-',
         loop.cpuNatsUsPerQuery ?? '-',
         loop.cpuClientUsPerQuery ?? '-',
       ]),
@@ -519,9 +595,12 @@ function buildReport(
     checks,
     figures,
     notes: [
-      'Every node process (2 search workers per shard) runs beside nats-server and this process ' +
-        'on the same machine: with 4 shards in 4 processes, 4 event loops and 8 worker threads ' +
-        'share its cores. `4 (1 proc)` serves the same 4 shards from one node process.',
+      `Every node process (${String(params['workers'])} search workers per shard) runs beside ` +
+        'nats-server and this process on the same machine: with 4 shards in 4 processes, 4 event ' +
+        'loops and 4 pools of workers share its cores. `4 (1 proc)` serves the same 4 shards ' +
+        'from one node process.',
+      'Queries are sent on the ticks of a thread of their own (Node timers fire up to 1 ms ' +
+        'late); `send lag` is how late they left all the same, when this process was busy.',
       'Build time is single-process, one shard after another, with usearch using every core.',
     ],
   };
@@ -530,6 +609,18 @@ function buildReport(
 async function run(options: BenchOptions): Promise<BenchReport> {
   const count = options.items ?? DEFAULT_ITEMS;
   const seconds = options.seconds ?? DEFAULT_SECONDS;
+  const layouts =
+    options.layouts === undefined
+      ? LAYOUTS
+      : options.layouts.map((name) => {
+          const layout = LAYOUTS.find((l) => l.name === name);
+          if (layout === undefined) {
+            throw new RangeError(
+              `--layouts: unknown layout ${name} (known: ${LAYOUTS.map((l) => l.name).join(', ')})`,
+            );
+          }
+          return layout;
+        });
   options.progress(`generating ${count} clustered ${DIMS}-dim item vectors`);
   const items = clusteredItems(count, DIMS, { seed: 1, categories: 50 });
   const rand = prng(99);
@@ -550,7 +641,7 @@ async function run(options: BenchOptions): Promise<BenchReport> {
   const server = await startNatsServer();
   const figures: ShardCountFigures[] = [];
   try {
-    for (const { shards, oneProcess } of LAYOUTS) {
+    for (const { shards, oneProcess } of layouts) {
       const f = await benchShardCount(
         shards,
         oneProcess,
@@ -560,17 +651,27 @@ async function run(options: BenchOptions): Promise<BenchReport> {
         server,
         seconds,
         options.progress,
+        options.profileDir,
+        options.workers,
       );
       options.progress(
         `S=${f.label}: recall@100 ${f.recall100.toFixed(3)}, worker p50 ${ms(f.worker.p50).toFixed(3)} ms, ` +
-          `open-loop p99 (k = 100) ${ms(f.openLoops[0]!.p99).toFixed(2)} ms`,
+          `open-loop p99 (k = 100) ${ms(f.openLoops[0]!.p99).toFixed(2)} ms; shard threads ` +
+          `(µs/query, k = 100): ${JSON.stringify(f.openLoops[0]!.cpuShardThreadsUsPerQuery)}`,
       );
       figures.push(f);
     }
   } finally {
     await server.stop();
   }
-  return buildReport(figures, { items: count, dims: DIMS, rate: OPEN_LOOP_RATE, seconds }, seconds);
+  const params = {
+    items: count,
+    dims: DIMS,
+    rate: OPEN_LOOP_RATE,
+    seconds,
+    workers: options.workers ?? loadConfig({ path: CONFIG_PATH, env: {} }).items.workers,
+  };
+  return buildReport(figures, params, seconds);
 }
 
 export const retrievalBenchmark: Benchmark = {

@@ -220,6 +220,35 @@ describe('codec', () => {
     expect(Array.from(out.v)).toEqual([1.5, -2.5, 3.25]);
   });
 
+  it('encodes what toJSON returns, typed arrays included', () => {
+    const value = {
+      at: new Date(0),
+      custom: { toJSON: () => ({ v: new Float32Array([1.5, 2.5]) }) },
+    };
+    const out = roundTrip(value) as { at: string; custom: { v: Float32Array } };
+    expect(out.at).toBe('1970-01-01T00:00:00.000Z');
+    expect(out.custom.v).toBeInstanceOf(Float32Array);
+    expect(Array.from(out.custom.v)).toEqual([1.5, 2.5]);
+  });
+
+  it('keeps a __proto__ key a plain field, typed array or not', () => {
+    const value = JSON.parse('{"__proto__": {"x": 1}, "y": 2}') as Record<string, unknown>;
+    value['v'] = new Float32Array([3]);
+    const out = roundTrip(value) as Record<string, unknown>;
+    expect(Object.getPrototypeOf(out)).toBe(Object.prototype);
+    expect(Object.keys(out)).toEqual(['__proto__', 'y', 'v']);
+    const frame = JSON.parse('{"__proto__": {"$bin": "f32", "o": 0, "n": 1}}') as object;
+    const framed = encode({ pad: new Float32Array([7]) });
+    const json = text(JSON.stringify(frame));
+    const data = new Uint8Array(Math.ceil((4 + json.length) / 8) * 8 + 8);
+    new DataView(data.buffer).setUint32(0, json.length, true);
+    data.set(json, 4);
+    data.set(framed.data.subarray(framed.data.length - 8), data.length - 8);
+    const decoded = decode(data, FRAME) as Record<string, unknown>;
+    expect(Object.getPrototypeOf(decoded)).toBe(Object.prototype);
+    expect(Array.from(decoded['__proto__'] as Float32Array)).toEqual([7]);
+  });
+
   it('leaves a placeholder-shaped object in a plain JSON message alone', () => {
     const value = { $bin: 'f32', o: 0, n: 4 };
     expect(decode(text(JSON.stringify(value)))).toEqual(value);

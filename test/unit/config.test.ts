@@ -59,7 +59,7 @@ const DEFAULTS: ResolvedConfig = {
     expansionAdd: 128,
     expansionSearch: 64,
     maxK: 1000,
-    workers: 2,
+    workers: 1,
     compactionThreshold: 10_000,
     eventsMaxAgeDays: 30,
     counterMaxItems: 100_000,
