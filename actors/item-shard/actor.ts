@@ -45,6 +45,8 @@ import type {
   SearchRequest,
   ShardStats,
 } from './messages.js';
+import { InlineSearcher } from './inline-search.js';
+import type { ShardSearcher } from './inline-search.js';
 import { SearchPool } from './pool.js';
 
 export interface ItemShardKindOptions {
@@ -52,7 +54,7 @@ export interface ItemShardKindOptions {
   indexDir: string;
   /** Largest `k` a search may ask. @default 1000 */
   maxK?: number;
-  /** Worker threads per shard. @default 1 */
+  /** Worker threads per shard; 0 searches on the actor's thread (`inline-search.ts`). @default 1 */
   workers?: number;
   /** HNSW candidate list while searching (ef). @default 64 */
   expansionSearch?: number;
@@ -104,7 +106,7 @@ export function resolveItemShardKindOptions(
   return {
     indexDir: options.indexDir,
     maxK: positiveInt(options.maxK ?? 1000, 'maxK'),
-    workers: positiveInt(options.workers ?? 1, 'workers'),
+    workers: nonNegativeInt(options.workers ?? 1, 'workers'),
     expansionSearch: positiveInt(options.expansionSearch ?? 64, 'expansionSearch'),
     compactionThreshold: positiveInt(options.compactionThreshold ?? 10_000, 'compactionThreshold'),
     compactDir: options.compactDir ?? join(options.indexDir, 'compacted'),
@@ -134,7 +136,7 @@ interface OpenState {
   shard: number;
   manifest: ShardManifest;
   files: ShardFiles;
-  pool: SearchPool;
+  pool: ShardSearcher;
   /** Item id of each row of the base file (`null` for a row a compaction removed). */
   ids: readonly (string | null)[];
   delta: ShardDelta;
@@ -283,19 +285,23 @@ export class ItemShardActor extends Actor<ItemShardProtocol> {
     // The last generation stays on disk: the next activation starts from it.
   }
 
-  /** A pool on `files`, resolved once every worker has the file open. */
-  private async startPool(manifest: ShardManifest, files: ShardFiles): Promise<SearchPool> {
+  /** A pool on `files` (or this thread, with no workers), resolved once the file is open. */
+  private async startPool(manifest: ShardManifest, files: ShardFiles): Promise<ShardSearcher> {
     const log = this.ctx.log;
-    const pool = new SearchPool({
-      workers: this.options.workers,
-      workerData: {
-        manifest,
-        files,
-        expansionSearch: this.options.expansionSearch,
-        testHooks: this.options.testHooks,
-      },
-      onError: (err) => log.error({ err }, 'search pool error'),
-    });
+    const workerData = {
+      manifest,
+      files,
+      expansionSearch: this.options.expansionSearch,
+      testHooks: this.options.testHooks,
+    };
+    const pool: ShardSearcher =
+      this.options.workers === 0
+        ? new InlineSearcher(workerData)
+        : new SearchPool({
+            workers: this.options.workers,
+            workerData,
+            onError: (err) => log.error({ err }, 'search pool error'),
+          });
     try {
       for (const info of await pool.ready()) {
         if (info.count !== manifest.count) {
@@ -347,7 +353,7 @@ export class ItemShardActor extends Actor<ItemShardProtocol> {
         randomBytes(4).toString('hex'),
       ),
     );
-    let pool: SearchPool | undefined;
+    let pool: ShardSearcher | undefined;
     try {
       const built = await runCompaction({
         manifest: from.manifest,

@@ -304,10 +304,10 @@ const ItemsSchema = section(
     expansion_search: int(8, 4096, 64, 'HNSW candidate list while searching (ef).'),
     max_k: int(1, 10_000, 1000, 'Largest k a search may ask of one shard.'),
     workers: int(
-      1,
+      0,
       64,
       1,
-      'Worker threads per shard actor, each with its own view of the index. One keeps the threads of a process that serves several shards within its cores; raise it for a shard with cores of its own.',
+      'Search worker threads per shard actor, each with its own view of the index; 0 searches on the actor thread (cheapest when several shards share a process on few cores). One keeps the threads of a process that serves several shards within its cores; raise it for a shard with cores of its own.',
     ),
     compaction_threshold: int(
       1,

@@ -30,9 +30,9 @@ export function itemShardSuite(
       modelVersion: 'suite-model',
     });
 
-    const start = async (): Promise<RunningNode> => {
+    const start = async (workers = 1): Promise<RunningNode> => {
       const cluster = index.use(await makeCluster({ prefix: uniquePrefix() }));
-      return cluster.node([itemShardKind({ indexDir: index.dir, maxK: 100, workers: 1 })], {
+      return cluster.node([itemShardKind({ indexDir: index.dir, maxK: 100, workers })], {
         host: { groups: { items: ['0', '1'] } },
       });
     };
@@ -49,23 +49,27 @@ export function itemShardSuite(
         .slice(0, k);
     };
 
-    it('answers searches from every shard that match exact search', async () => {
-      const node = await start();
-      const rand = prng(17);
-      let total = 0;
-      for (let q = 0; q < 20; q++) {
-        const query = queryNear(items, rand);
-        const found = (await scatter(node, query, 10)).map((i) => i.item_id);
-        total += recall(found, exactTopK(items, query, 10, 'ip'));
-      }
-      expect(total / 20).toBeGreaterThanOrEqual(0.95);
-      const reply = await node.client
-        .grouped<ItemShardProtocol>('items')
-        .ask('1', 'search', { vector: queryNear(items, rand), k: 3 });
-      expect(reply.shard).toBe(1);
-      expect(reply.index_version).toMatch(/^suite-model@/);
-      expect(unpackItems(reply).every((i) => shardOf(i.item_id, SHARDS) === 1)).toBe(true);
-    });
+    // 0 workers: the searches run on the actor's thread, with the same answers.
+    it.each([1, 0])(
+      'answers searches that match exact search, with %i search workers',
+      async (workers) => {
+        const node = await start(workers);
+        const rand = prng(17);
+        let total = 0;
+        for (let q = 0; q < 20; q++) {
+          const query = queryNear(items, rand);
+          const found = (await scatter(node, query, 10)).map((i) => i.item_id);
+          total += recall(found, exactTopK(items, query, 10, 'ip'));
+        }
+        expect(total / 20).toBeGreaterThanOrEqual(0.95);
+        const reply = await node.client
+          .grouped<ItemShardProtocol>('items')
+          .ask('1', 'search', { vector: queryNear(items, rand), k: 3 });
+        expect(reply.shard).toBe(1);
+        expect(reply.index_version).toMatch(/^suite-model@/);
+        expect(unpackItems(reply).every((i) => shardOf(i.item_id, SHARDS) === 1)).toBe(true);
+      },
+    );
 
     it('answers every bad input with an error naming the field, and keeps serving', async () => {
       const node = await start();

@@ -39,8 +39,9 @@ function usage(): string {
     '  --seconds S    duration of each throughput measurement',
     '  --rounds R     repetitions of each measurement; the report shows the median',
     '  --items N      items in the data set of benchmarks that build one (retrieval)',
+    "  --model DIR    index this retrieval model's item embeddings instead (retrieval)",
     '  --layouts L,.. only these layouts (retrieval: 1, 2, 4, 4x1 = 4 shards in one process)',
-    '  --workers N    search worker threads per item shard (retrieval; default: the config)',
+    '  --workers N    search worker threads per item shard, 0: inline (retrieval; default: config)',
     '  --profile DIR  write CPU profiles of the node processes started (main threads) to DIR',
     `  --out DIR      where the JSON and Markdown reports go (default ${DEFAULT_OUT_DIR})`,
     '  -h, --help     this text',
@@ -75,6 +76,7 @@ function parse(argv: string[]): Parsed {
       seconds: { type: 'string' },
       rounds: { type: 'string' },
       items: { type: 'string' },
+      model: { type: 'string' },
       layouts: { type: 'string' },
       workers: { type: 'string' },
       profile: { type: 'string' },
@@ -101,8 +103,10 @@ function parse(argv: string[]): Parsed {
   if (rounds !== undefined) options.rounds = rounds;
   const items = positive('items', values.items, true);
   if (items !== undefined) options.items = items;
-  const workers = positive('workers', values.workers, true);
+  // 0 is a setting of its own: searches on the shard's thread.
+  const workers = values.workers === '0' ? 0 : positive('workers', values.workers, true);
   if (workers !== undefined) options.workers = workers;
+  if (values.model !== undefined) options.model = values.model;
   if (values.layouts !== undefined) options.layouts = values.layouts.split(',');
   if (values.profile !== undefined) options.profileDir = resolve(values.profile);
   return {

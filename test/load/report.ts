@@ -17,6 +17,8 @@ export interface BenchOptions {
   rounds?: number;
   /** Size of the data set, for benchmarks that build one (items in the index). */
   items?: number;
+  /** A trained retrieval model whose item embeddings the retrieval benchmark indexes. */
+  model?: string;
   /** Only these layouts, for benchmarks that compare several (retrieval: `1`, `2`, `4`, `4x1`). */
   layouts?: string[];
   /** Search worker threads per item shard (retrieval), instead of the shipped config's. */

@@ -12,7 +12,7 @@
  * send time, so a stall shows up in the figures instead of slowing the load down).
  */
 import { readFileSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -27,6 +27,7 @@ import {
   shardFiles,
 } from '../../actors/item-shard/index.js';
 import type { ItemShardProtocol, OpenShard, ScoredItem } from '../../actors/item-shard/index.js';
+import { readRetrievalManifest } from '../../models/retrieval/artifact.js';
 import { ActorClient } from '../../runtime/client/client.js';
 import { loadConfig } from '../../runtime/config/index.js';
 import { NatsTransport } from '../../runtime/transport/nats.js';
@@ -109,17 +110,18 @@ interface OpenLoopFigures extends LatencySummary {
   cpuClientUsPerQuery: number | undefined;
 }
 
-/** Exact top-k rows by inner product (the shipped metric), by a bounded min-heap. */
+/** Exact top-k ids by inner product (the shipped metric), best first, by a bounded min-heap. */
 function exactTop(items: ItemVectors, query: Float32Array, k: number): string[] {
   const n = items.ids.length;
+  const dims = items.dims;
   const heapScore = new Float64Array(k);
   const heapRow = new Int32Array(k);
   let size = 0;
   const v = items.vectors;
   for (let row = 0; row < n; row++) {
     let dot = 0;
-    const base = row * DIMS;
-    for (let d = 0; d < DIMS; d++) dot += v[base + d]! * query[d]!;
+    const base = row * dims;
+    for (let d = 0; d < dims; d++) dot += v[base + d]! * query[d]!;
     if (size < k) {
       // Sift up.
       let i = size++;
@@ -149,7 +151,32 @@ function exactTop(items: ItemVectors, query: Float32Array, k: number): string[] 
       heapRow[i] = row;
     }
   }
-  return Array.from(heapRow.subarray(0, size), (row) => items.ids[row]!);
+  // The heap holds its entries in heap order: best first by their exact scores.
+  const order = Array.from({ length: size }, (_, i) => i).sort(
+    (a, b) => heapScore[b]! - heapScore[a]!,
+  );
+  return order.map((i) => items.ids[heapRow[i]!]!);
+}
+
+/**
+ * A trained model's item embeddings (`--model`): the vectors the index holds in production. The
+ * queries are then items' own embeddings ("more like this"), as user embeddings need the data set.
+ */
+async function modelItems(modelDir: string): Promise<ItemVectors> {
+  const manifest = await readRetrievalManifest(modelDir);
+  const [rows, dims] = manifest.itemEmbeddings.shape;
+  const raw = await readFile(join(modelDir, manifest.itemEmbeddings.file));
+  const vectors = new Float32Array(rows * dims);
+  new Uint8Array(vectors.buffer).set(raw.subarray(0, rows * dims * 4));
+  const ids = JSON.parse(await readFile(join(modelDir, manifest.ids.items), 'utf8')) as string[];
+  return { ids, categories: [], vectors, dims };
+}
+
+/** A query near a random item: its own embedding for a model's items, else a perturbed one. */
+function queryFor(items: ItemVectors, fromModel: boolean, rand: () => number): Float32Array {
+  if (!fromModel) return queryNear(items, rand);
+  const row = Math.floor(rand() * items.ids.length);
+  return items.vectors.slice(row * items.dims, (row + 1) * items.dims);
 }
 
 function recallOf(found: readonly ScoredItem[], truth: readonly string[], k: number): number {
@@ -283,13 +310,13 @@ async function benchShardCount(
   const dataDir = await makeTempDir();
   const version = `bench-s${shards}`;
   const indexDir = join(dataDir, 'indexes', version);
-  progress(`S=${shards}: building ${items.ids.length} × ${DIMS} into ${shards} shard(s)`);
+  progress(`S=${shards}: building ${items.ids.length} × ${items.dims} into ${shards} shard(s)`);
   const buildStarted = performance.now();
   const manifests = await buildShards({
     vectors: items.vectors,
-    dims: DIMS,
+    dims: items.dims,
     ids: items.ids,
-    categories: items.categories,
+    ...(items.categories.length === 0 ? {} : { categories: items.categories }),
     shards,
     params: {
       metric: config.items.metric,
@@ -621,23 +648,19 @@ async function run(options: BenchOptions): Promise<BenchReport> {
           }
           return layout;
         });
-  options.progress(`generating ${count} clustered ${DIMS}-dim item vectors`);
-  const items = clusteredItems(count, DIMS, { seed: 1, categories: 50 });
+  const fromModel = options.model !== undefined;
+  let items: ItemVectors;
+  if (options.model !== undefined) {
+    options.progress(`reading the item embeddings of the model in ${options.model}`);
+    items = await modelItems(options.model);
+  } else {
+    options.progress(`generating ${count} clustered ${DIMS}-dim item vectors`);
+    items = clusteredItems(count, DIMS, { seed: 1, categories: 50 });
+  }
   const rand = prng(99);
-  const queries = Array.from({ length: RECALL_QUERIES }, () => queryNear(items, rand));
+  const queries = Array.from({ length: RECALL_QUERIES }, () => queryFor(items, fromModel, rand));
   options.progress(`exact top 100 of ${queries.length} queries by brute force`);
-  const truth = queries.map((q) => exactTop(items, q, 100).reverse());
-  // The heap leaves its rows in heap order: sort them best first by their exact scores.
-  truth.forEach((ids, q) => {
-    const query = queries[q]!;
-    const score = (id: string): number => {
-      const row = Number(id.slice('item_'.length));
-      let dot = 0;
-      for (let d = 0; d < DIMS; d++) dot += items.vectors[row * DIMS + d]! * query[d]!;
-      return dot;
-    };
-    ids.sort((a, b) => score(b) - score(a));
-  });
+  const truth = queries.map((q) => exactTop(items, q, 100));
   const server = await startNatsServer();
   const figures: ShardCountFigures[] = [];
   try {
@@ -665,8 +688,9 @@ async function run(options: BenchOptions): Promise<BenchReport> {
     await server.stop();
   }
   const params = {
-    items: count,
-    dims: DIMS,
+    items: items.ids.length,
+    dims: items.dims,
+    vectors: options.model === undefined ? 'clustered synthetic' : `model ${options.model}`,
     rate: OPEN_LOOP_RATE,
     seconds,
     workers: options.workers ?? loadConfig({ path: CONFIG_PATH, env: {} }).items.workers,
