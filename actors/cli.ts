@@ -79,6 +79,7 @@ export async function runIndex(
     shards: flags.shards ?? config.items.shards,
     params: {
       metric: config.items.metric,
+      quantization: config.items.quantization,
       connectivity: config.items.connectivity,
       expansionAdd: config.items.expansionAdd,
       expansionSearch: config.items.expansionSearch,

@@ -12,17 +12,9 @@
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { Piscina } from 'piscina';
-import { Index, MetricKind, ScalarKind } from 'usearch';
-import type { IndexMetric } from '../../runtime/config/index.js';
-import { shardFiles } from './index-file.js';
+import { newIndex, shardFiles } from './index-file.js';
 import type { ShardFiles, ShardItems, ShardManifest } from './index-file.js';
 import { resolveWorkerFile } from './pool.js';
-
-const METRIC_KIND: Record<IndexMetric, MetricKind> = {
-  ip: MetricKind.IP,
-  cos: MetricKind.Cos,
-  l2sq: MetricKind.L2sq,
-};
 
 /** What the compaction worker is handed: plain data only (it crosses a thread). */
 export interface CompactionTask {
@@ -57,15 +49,7 @@ export function compactShardSync(task: CompactionTask): CompactionResult {
   const started = performance.now();
   const { manifest, files } = task;
   const items = JSON.parse(readFileSync(files.items, 'utf8')) as ShardItems;
-  const index = new Index({
-    dimensions: manifest.dims,
-    metric: METRIC_KIND[manifest.metric],
-    quantization: ScalarKind.F32,
-    connectivity: manifest.connectivity,
-    expansion_add: manifest.expansionAdd,
-    expansion_search: task.expansionSearch,
-    multi: false,
-  });
+  const index = newIndex(manifest, task.expansionSearch);
   index.load(files.index);
   const ids = items.ids.slice();
   const hasCategories = items.categories !== null || task.upsertCategories.some((c) => c !== null);

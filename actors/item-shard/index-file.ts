@@ -16,7 +16,7 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Index, MetricKind, ScalarKind } from 'usearch';
-import type { IndexMetric } from '../../runtime/config/index.js';
+import type { IndexMetric, IndexQuantization } from '../../runtime/config/index.js';
 import { fnv1a32 } from '../../runtime/placement/hash.js';
 
 export const SHARD_MANIFEST_FORMAT = 'recsys-item-shard';
@@ -26,6 +26,35 @@ const METRIC_KIND: Record<IndexMetric, MetricKind> = {
   cos: MetricKind.Cos,
   l2sq: MetricKind.L2sq,
 };
+
+const SCALAR_KIND: Record<IndexQuantization, ScalarKind> = {
+  f32: ScalarKind.F32,
+  f16: ScalarKind.F16,
+  i8: ScalarKind.I8,
+};
+
+/** What an empty usearch index needs to be created, or to open a file as it was built. */
+export interface IndexShape {
+  dims: number;
+  metric: IndexMetric;
+  /** Absent in manifests written before quantization was a setting: `f32`. */
+  quantization?: IndexQuantization | undefined;
+  connectivity: number;
+  expansionAdd: number;
+}
+
+/** An empty index of `shape`, searching with `expansionSearch` candidates. */
+export function newIndex(shape: IndexShape, expansionSearch: number): Index {
+  return new Index({
+    dimensions: shape.dims,
+    metric: METRIC_KIND[shape.metric],
+    quantization: SCALAR_KIND[shape.quantization ?? 'f32'],
+    connectivity: shape.connectivity,
+    expansion_add: shape.expansionAdd,
+    expansion_search: expansionSearch,
+    multi: false,
+  });
+}
 
 /** The shard an item belongs to among `shards`. */
 export function shardOf(itemId: string, shards: number): number {
@@ -49,6 +78,8 @@ export function shardFiles(dir: string, shard: number): ShardFiles {
 /** HNSW parameters of a build. */
 export interface HnswParams {
   metric: IndexMetric;
+  /** How vectors are stored. @default 'f32' */
+  quantization?: IndexQuantization;
   connectivity: number;
   expansionAdd: number;
   expansionSearch: number;
@@ -62,6 +93,8 @@ export interface ShardManifest {
   count: number;
   dims: number;
   metric: IndexMetric;
+  /** How the file stores vectors; absent (files built before it was a setting) means `f32`. */
+  quantization?: IndexQuantization;
   connectivity: number;
   expansionAdd: number;
   /** The retrieval model whose item embeddings were indexed. */
@@ -144,15 +177,7 @@ export async function buildShards(input: BuildShardsInput): Promise<ShardManifes
   for (let shard = 0; shard < shards; shard++) {
     const started = performance.now();
     const rows = rowsOf[shard]!;
-    const index = new Index({
-      dimensions: dims,
-      metric: METRIC_KIND[params.metric],
-      quantization: ScalarKind.F32,
-      connectivity: params.connectivity,
-      expansion_add: params.expansionAdd,
-      expansion_search: params.expansionSearch,
-      multi: false,
-    });
+    const index = newIndex({ dims, ...params }, params.expansionSearch);
     for (let start = 0; start < rows.length; start += BATCH) {
       const end = Math.min(rows.length, start + BATCH);
       const keys = new BigUint64Array(end - start);
@@ -181,6 +206,7 @@ export async function buildShards(input: BuildShardsInput): Promise<ShardManifes
       count: rows.length,
       dims,
       metric: params.metric,
+      quantization: params.quantization ?? 'f32',
       connectivity: params.connectivity,
       expansionAdd: params.expansionAdd,
       modelVersion: input.modelVersion,
@@ -250,15 +276,7 @@ export function openShardSync(
   items: ShardItems,
   expansionSearch: number,
 ): OpenShard {
-  const index = new Index({
-    dimensions: manifest.dims,
-    metric: METRIC_KIND[manifest.metric],
-    quantization: ScalarKind.F32,
-    connectivity: manifest.connectivity,
-    expansion_add: manifest.expansionAdd,
-    expansion_search: expansionSearch,
-    multi: false,
-  });
+  const index = newIndex(manifest, expansionSearch);
   index.view(files.index);
   if (index.size() !== manifest.count || items.ids.length !== (manifest.rows ?? manifest.count)) {
     throw new IndexFileError(

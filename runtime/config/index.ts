@@ -17,6 +17,7 @@ export {
   Transport,
   configJsonSchema,
   IndexMetric,
+  IndexQuantization,
   type DeploymentConfig,
   type HostConfig,
   type ItemsConfig,

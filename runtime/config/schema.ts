@@ -38,6 +38,14 @@ export const IndexMetric = {
 } as const;
 export type IndexMetric = (typeof IndexMetric)[keyof typeof IndexMetric];
 
+/** How the item index stores its vectors. */
+export const IndexQuantization = {
+  Float32: 'f32',
+  Float16: 'f16',
+  Int8: 'i8',
+} as const;
+export type IndexQuantization = (typeof IndexQuantization)[keyof typeof IndexQuantization];
+
 /** One NATS subject token, as accepted by `runtime/subjects.ts`. */
 const TOKEN_PATTERN = '^[A-Za-z0-9_-]+$';
 
@@ -296,6 +304,20 @@ const ItemsSchema = section(
           default: IndexMetric.InnerProduct,
           description:
             'ip: inner product (the towers emit normalised embeddings); cos: cosine; l2sq: squared Euclidean.',
+        },
+      ),
+    ),
+    quantization: Type.Optional(
+      Type.Union(
+        [
+          Type.Literal(IndexQuantization.Float32),
+          Type.Literal(IndexQuantization.Float16),
+          Type.Literal(IndexQuantization.Int8),
+        ],
+        {
+          default: IndexQuantization.Float16,
+          description:
+            'How the index stores vectors: f16 halves memory and searches faster than f32 at the same recall; i8 costs recall.',
         },
       ),
     ),
@@ -566,6 +588,8 @@ export interface ItemsConfig {
   shards: number;
   /** @default 'ip' */
   metric: IndexMetric;
+  /** How the index stores vectors. @default 'f16' */
+  quantization: IndexQuantization;
   /** HNSW links per node. @default 16 */
   connectivity: number;
   /** HNSW candidate list while building. @default 128 */

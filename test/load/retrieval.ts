@@ -320,6 +320,7 @@ async function benchShardCount(
     shards,
     params: {
       metric: config.items.metric,
+      quantization: config.items.quantization,
       connectivity: config.items.connectivity,
       expansionAdd: config.items.expansionAdd,
       expansionSearch: config.items.expansionSearch,

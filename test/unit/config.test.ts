@@ -55,6 +55,7 @@ const DEFAULTS: ResolvedConfig = {
   items: {
     shards: 1,
     metric: 'ip',
+    quantization: 'f16',
     connectivity: 16,
     expansionAdd: 128,
     expansionSearch: 64,

@@ -1,4 +1,4 @@
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   SearchPool,
   buildShards,
+  compactShardSync,
   openShard,
   readShardManifest,
   resolveWorkerFile,
@@ -77,6 +78,55 @@ describe('item index files', () => {
     }
     expect(total / queries).toBeGreaterThanOrEqual(0.95);
   });
+
+  it.each(['f16', 'i8'] as const)(
+    'stores vectors as %s: a smaller file, the quantization in the manifest, compactions too',
+    async (quantization) => {
+      const out = await mkdtemp(join(tmpdir(), 'recsys-index-q-'));
+      try {
+        await buildShards({
+          vectors: items.vectors,
+          dims: DIMS,
+          ids: items.ids,
+          shards: 1,
+          params: { ...params, quantization },
+          modelVersion: 'test-model',
+          dir: out,
+        });
+        const [full, small] = await Promise.all([
+          stat(shardFiles(dir, 0).index),
+          stat(shardFiles(out, 0).index),
+        ]);
+        // Shard 0 of `dir` holds about half the items in f32: compare bytes per vector.
+        expect(small.size / items.ids.length).toBeLessThan(full.size / shards[0]!.ids.length);
+        const shard = await openShard(out, 0, 64);
+        expect(shard.manifest.quantization).toBe(quantization);
+        const rand = prng(12);
+        let total = 0;
+        for (let q = 0; q < 50; q++) {
+          const query = queryNear(items, rand);
+          const found = searchShard(shard, { vector: query, k: 10 }).map((item) => item.item_id);
+          total += recall(found, exactTopK(items, query, 10, 'ip'));
+        }
+        expect(total / 50).toBeGreaterThanOrEqual(quantization === 'f16' ? 0.95 : 0.8);
+        const next = compactShardSync({
+          manifest: shard.manifest,
+          files: shardFiles(out, 0),
+          outDir: join(out, 'g1'),
+          expansionSearch: 64,
+          remove: [],
+          upsertIds: ['fresh'],
+          upsertCategories: [null],
+          upsertVectors: items.vectors.slice(0, DIMS),
+          streamSeq: 1,
+        });
+        expect(next.manifest.quantization).toBe(quantization);
+        expect((await openShard(join(out, 'g1'), 0, 64)).manifest.count).toBe(items.ids.length + 1);
+      } finally {
+        await rm(out, { recursive: true, force: true });
+      }
+    },
+  );
 
   it('scores are the metric similarity, best first', () => {
     const query = queryNear(items, prng(3));
