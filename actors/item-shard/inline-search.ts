@@ -37,7 +37,17 @@ export class InlineSearcher implements ShardSearcher {
   run(task: SearchTask): Promise<SearchTaskResult> {
     if (task.op === 'info') return Promise.resolve(this.info());
     if (task.op === 'exit') return Promise.reject(new Error('exit is a worker test hook'));
-    return Promise.resolve(searchShardRows(this.shard, task));
+    // Each search waits for a turn of the event loop of its own, as a worker's answer would: a
+    // caller that keeps asking can then never starve timers (heartbeats, leases) and I/O.
+    return new Promise((resolve, reject) => {
+      setImmediate(() => {
+        try {
+          resolve(searchShardRows(this.shard, task));
+        } catch (err) {
+          reject(err instanceof Error ? err : new Error(String(err)));
+        }
+      });
+    });
   }
 
   ready(): Promise<WorkerInfo[]> {

@@ -40,113 +40,122 @@ export function itemShardLiveSuite(
       modelVersion: 'live-model',
     });
 
-    const kind = (compactionThreshold = 10_000) =>
+    const kind = (compactionThreshold = 10_000, workers = 2) =>
       itemShardKind({
         indexDir: index.dir,
         maxK: 200,
-        workers: 2,
+        workers,
         expansionSearch: 128,
         compactionThreshold,
         compactDir: join(index.dir, `compacted-${Math.random().toString(36).slice(2)}`),
       });
 
-    it('compacts under a continuous query load: no query lost, every answer consistent', async () => {
-      const cluster = index.use(await makeCluster({ shared: false, prefix: uniquePrefix() }));
-      const node = await cluster.node([kind(40)], { host: { groups: { items: ['0'] } } });
-      const shard = node.client.grouped<ItemShardProtocol>('items');
-      const rand = prng(31);
-      // Fresh items, each alone at its own spot: a query there must find it first once upserted.
-      const fresh = Array.from({ length: 150 }, (_, i) => ({
-        item_id: `fresh_${i}`,
-        vector: randomUnitVector(DIMS, rand),
-      }));
-      // Base items of shard 0 to delete: a query at their own vector must never return them after.
-      const doomed = items.ids
-        .map((id, row) => ({ id, row }))
-        .filter(({ id }) => shardOf(id, SHARDS) === 0)
-        .slice(0, 30)
-        .map(({ id, row }) => ({ id, vector: items.vectors.slice(row * DIMS, (row + 1) * DIMS) }));
-      const upserted: typeof fresh = [];
-      const deleted: typeof doomed = [];
-      const versions = new Set<string>();
-      const failures: string[] = [];
-      let searches = 0;
-      let writing = true;
+    // 0 workers: the shard searches on its own thread and switches files there.
+    it.each([2, 0])(
+      'compacts under a continuous query load: no query lost, every answer consistent (%i workers)',
+      async (workers) => {
+        const cluster = index.use(await makeCluster({ shared: false, prefix: uniquePrefix() }));
+        const node = await cluster.node([kind(40, workers)], {
+          host: { groups: { items: ['0'] } },
+        });
+        const shard = node.client.grouped<ItemShardProtocol>('items');
+        const rand = prng(31);
+        // Fresh items, each alone at its own spot: a query there must find it first once upserted.
+        const fresh = Array.from({ length: 150 }, (_, i) => ({
+          item_id: `fresh_${i}`,
+          vector: randomUnitVector(DIMS, rand),
+        }));
+        // Base items of shard 0 to delete: a query at their own vector must never return them after.
+        const doomed = items.ids
+          .map((id, row) => ({ id, row }))
+          .filter(({ id }) => shardOf(id, SHARDS) === 0)
+          .slice(0, 30)
+          .map(({ id, row }) => ({
+            id,
+            vector: items.vectors.slice(row * DIMS, (row + 1) * DIMS),
+          }));
+        const upserted: typeof fresh = [];
+        const deleted: typeof doomed = [];
+        const versions = new Set<string>();
+        const failures: string[] = [];
+        let searches = 0;
+        let writing = true;
 
-      const searcher = async (n: number): Promise<void> => {
-        for (let i = n; writing; i++) {
-          // Only what was acknowledged before the query was sent must show in its answer.
-          const mustFind = upserted.length === 0 ? undefined : upserted[i % upserted.length];
-          const gone = deleted.slice();
-          const mustNot = gone.length === 0 ? undefined : gone[i % gone.length];
-          const vector =
-            i % 2 === 0
-              ? (mustFind?.vector ?? queryNear(items, rand))
-              : (mustNot?.vector ?? queryNear(items, rand));
+        const searcher = async (n: number): Promise<void> => {
+          for (let i = n; writing; i++) {
+            // Only what was acknowledged before the query was sent must show in its answer.
+            const mustFind = upserted.length === 0 ? undefined : upserted[i % upserted.length];
+            const gone = deleted.slice();
+            const mustNot = gone.length === 0 ? undefined : gone[i % gone.length];
+            const vector =
+              i % 2 === 0
+                ? (mustFind?.vector ?? queryNear(items, rand))
+                : (mustNot?.vector ?? queryNear(items, rand));
+            try {
+              const reply = await shard.ask('0', 'search', { vector, k: 5 }, { timeoutMs: 10_000 });
+              searches++;
+              versions.add(reply.index_version);
+              const ids = unpackItems(reply).map((it) => it.item_id);
+              if (ids.length !== 5) failures.push(`${ids.length} items`);
+              if (i % 2 === 0 && mustFind !== undefined && ids[0] !== mustFind.item_id) {
+                failures.push(
+                  `${mustFind.item_id} not first (${reply.index_version}): ${ids.join()}`,
+                );
+              }
+              const back = gone.filter((d) => ids.includes(d.id));
+              if (back.length > 0) {
+                failures.push(`deleted ${back[0]!.id} came back (${reply.index_version})`);
+              }
+            } catch (err) {
+              failures.push(`search failed: ${(err as Error).message}`);
+            }
+          }
+        };
+        const writer = async (): Promise<void> => {
           try {
-            const reply = await shard.ask('0', 'search', { vector, k: 5 }, { timeoutMs: 10_000 });
-            searches++;
-            versions.add(reply.index_version);
-            const ids = unpackItems(reply).map((it) => it.item_id);
-            if (ids.length !== 5) failures.push(`${ids.length} items`);
-            if (i % 2 === 0 && mustFind !== undefined && ids[0] !== mustFind.item_id) {
-              failures.push(
-                `${mustFind.item_id} not first (${reply.index_version}): ${ids.join()}`,
-              );
+            for (let i = 0; i < fresh.length; i += 10) {
+              const batch = fresh.slice(i, i + 10);
+              await shard.ask('0', 'upsert', { items: batch }, { timeoutMs: 10_000 });
+              upserted.push(...batch);
+              const gone = doomed.slice(i / 5, i / 5 + 2);
+              if (gone.length > 0) {
+                await shard.ask('0', 'delete', { item_ids: gone.map((d) => d.id) });
+                deleted.push(...gone);
+              }
+              // Let searches run against each state, compactions included.
+              await new Promise((resolve) => setTimeout(resolve, 30));
             }
-            const back = gone.filter((d) => ids.includes(d.id));
-            if (back.length > 0) {
-              failures.push(`deleted ${back[0]!.id} came back (${reply.index_version})`);
-            }
-          } catch (err) {
-            failures.push(`search failed: ${(err as Error).message}`);
+            await eventually(
+              async () => {
+                const stats = await shard.ask('0', 'stats', {});
+                expect(stats.delta + stats.tombstones).toBeLessThan(40);
+              },
+              { timeoutMs: 20_000 },
+            );
+          } finally {
+            writing = false;
           }
-        }
-      };
-      const writer = async (): Promise<void> => {
-        try {
-          for (let i = 0; i < fresh.length; i += 10) {
-            const batch = fresh.slice(i, i + 10);
-            await shard.ask('0', 'upsert', { items: batch }, { timeoutMs: 10_000 });
-            upserted.push(...batch);
-            const gone = doomed.slice(i / 5, i / 5 + 2);
-            if (gone.length > 0) {
-              await shard.ask('0', 'delete', { item_ids: gone.map((d) => d.id) });
-              deleted.push(...gone);
-            }
-            // Let searches run against each state, compactions included.
-            await new Promise((resolve) => setTimeout(resolve, 30));
-          }
-          await eventually(
-            async () => {
-              const stats = await shard.ask('0', 'stats', {});
-              expect(stats.delta + stats.tombstones).toBeLessThan(40);
-            },
-            { timeoutMs: 20_000 },
-          );
-        } finally {
-          writing = false;
-        }
-      };
-      await Promise.all([writer(), ...Array.from({ length: 6 }, (_, n) => searcher(n))]);
+        };
+        await Promise.all([writer(), ...Array.from({ length: 6 }, (_, n) => searcher(n))]);
 
-      expect(failures).toEqual([]);
-      expect(searches).toBeGreaterThan(100);
-      // Compactions happened while the searches ran, each under a new index version.
-      expect(versions.size).toBeGreaterThanOrEqual(3);
-      const stats = await shard.ask('0', 'stats', {});
-      expect(stats.index_version).toMatch(/^live-model@.*\+\d+$/);
-      const baseCount = items.ids.filter((id) => shardOf(id, SHARDS) === 0).length;
-      expect(stats.vectors).toBe(baseCount + fresh.length - doomed.length);
-      for (const { item_id, vector } of fresh) {
-        const reply = await shard.ask('0', 'search', { vector, k: 1 });
-        expect(unpackItems(reply)[0]!.item_id).toBe(item_id);
-      }
-      for (const { id, vector } of deleted) {
-        const reply = await shard.ask('0', 'search', { vector, k: 20 });
-        expect(unpackItems(reply).map((it) => it.item_id)).not.toContain(id);
-      }
-    });
+        expect(failures).toEqual([]);
+        expect(searches).toBeGreaterThan(100);
+        // Compactions happened while the searches ran, each under a new index version.
+        expect(versions.size).toBeGreaterThanOrEqual(3);
+        const stats = await shard.ask('0', 'stats', {});
+        expect(stats.index_version).toMatch(/^live-model@.*\+\d+$/);
+        const baseCount = items.ids.filter((id) => shardOf(id, SHARDS) === 0).length;
+        expect(stats.vectors).toBe(baseCount + fresh.length - doomed.length);
+        for (const { item_id, vector } of fresh) {
+          const reply = await shard.ask('0', 'search', { vector, k: 1 });
+          expect(unpackItems(reply)[0]!.item_id).toBe(item_id);
+        }
+        for (const { id, vector } of deleted) {
+          const reply = await shard.ask('0', 'search', { vector, k: 20 });
+          expect(unpackItems(reply).map((it) => it.item_id)).not.toContain(id);
+        }
+      },
+    );
 
     it('keeps serving every upsert from the delta when a compaction fails', async () => {
       const cluster = index.use(await makeCluster({ shared: false, prefix: uniquePrefix() }));
