@@ -16,7 +16,7 @@ import { ProgressBar } from '../models/data/progress.js';
 import { RetrievalArtifactError, readRetrievalManifest } from '../models/retrieval/artifact.js';
 import { loadCommandConfig } from '../runtime/config/index.js';
 import { ConfigError } from '../runtime/errors.js';
-import { IndexFileError, buildShards } from './item-shard/index-file.js';
+import { IndexFileError, buildShards, hnswParamsOf } from './item-shard/index-file.js';
 import type { ShardManifest } from './item-shard/index-file.js';
 import { reportFailure } from '../runtime/cli/exit.js';
 import type { KindModuleContext } from '../runtime/cli/kinds.js';
@@ -77,13 +77,7 @@ export async function runIndex(
     ids,
     ...(categories === undefined ? {} : { categories }),
     shards: flags.shards ?? config.items.shards,
-    params: {
-      metric: config.items.metric,
-      quantization: config.items.quantization,
-      connectivity: config.items.connectivity,
-      expansionAdd: config.items.expansionAdd,
-      expansionSearch: config.items.expansionSearch,
-    },
+    params: hnswParamsOf(config.items),
     modelVersion: manifest.version,
     dir,
     ...(progress === undefined

@@ -16,7 +16,7 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Index, MetricKind, ScalarKind } from 'usearch';
-import type { IndexMetric, IndexQuantization } from '../../runtime/config/index.js';
+import type { IndexMetric, IndexQuantization, ItemsConfig } from '../../runtime/config/index.js';
 import { fnv1a32 } from '../../runtime/placement/hash.js';
 
 export const SHARD_MANIFEST_FORMAT = 'recsys-item-shard';
@@ -83,6 +83,17 @@ export interface HnswParams {
   connectivity: number;
   expansionAdd: number;
   expansionSearch: number;
+}
+
+/** The HNSW parameters the `items` config section sets. */
+export function hnswParamsOf(items: ItemsConfig): HnswParams {
+  return {
+    metric: items.metric,
+    quantization: items.quantization,
+    connectivity: items.connectivity,
+    expansionAdd: items.expansionAdd,
+    expansionSearch: items.expansionSearch,
+  };
 }
 
 export interface ShardManifest {

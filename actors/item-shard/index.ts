@@ -10,6 +10,7 @@ export {
 } from './actor.js';
 export {
   buildShards,
+  hnswParamsOf,
   openShard,
   readShardManifest,
   shardFiles,

@@ -21,6 +21,7 @@ import {
   SearchPool,
   ShardScatter,
   buildShards,
+  hnswParamsOf,
   openShard,
   readShardManifest,
   searchShard,
@@ -318,13 +319,7 @@ async function benchShardCount(
     ids: items.ids,
     ...(items.categories.length === 0 ? {} : { categories: items.categories }),
     shards,
-    params: {
-      metric: config.items.metric,
-      quantization: config.items.quantization,
-      connectivity: config.items.connectivity,
-      expansionAdd: config.items.expansionAdd,
-      expansionSearch: config.items.expansionSearch,
-    },
+    params: hnswParamsOf(config.items),
     modelVersion: 'bench',
     dir: indexDir,
   });
