@@ -426,6 +426,16 @@ function crossFieldIssues(config: PlainObject): Issue[] {
       });
     }
   }
+  const windows = (config['events'] as { windows_minutes: number[] }).windows_minutes;
+  // The shortest window comes first: velocity and session features compare it with the longest.
+  windows.forEach((minutes, i) => {
+    if (i > 0 && !(minutes > windows[i - 1]!)) {
+      issues.push({
+        segments: ['events', 'windows_minutes', i],
+        message: `must be longer than the window before it (${windows[i - 1]}), got ${minutes}`,
+      });
+    }
+  });
   return issues;
 }
 

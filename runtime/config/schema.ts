@@ -361,6 +361,84 @@ const ItemsSchema = section(
   },
 );
 
+const FeaturesSchema = section(
+  'The online feature store: definitions, the in-process cache, behaviour when Redis is down.',
+  {
+    definitions: Type.Optional(
+      Type.String({
+        minLength: 1,
+        default: 'configs/features.yaml',
+        description:
+          'File of entity and feature-view definitions, relative to the working directory. An unknown view or field asked for at start-up is an error.',
+      }),
+    ),
+    cache_max_entries: int(
+      0,
+      100_000_000,
+      100_000,
+      'Entity rows (one view of one entity) the in-process read-through cache holds; 0 turns the cache off.',
+    ),
+    cache_ttl_ms: int(
+      1,
+      86_400_000,
+      5_000,
+      'How long a cached row is served before it is read from the store again; stream updates invalidate it sooner.',
+    ),
+    read_timeout_ms: int(
+      1,
+      60_000,
+      50,
+      'A read from the online store slower than this falls back to the defaults (marked degraded).',
+    ),
+    write_buffer_max: int(
+      1,
+      10_000_000,
+      100_000,
+      'Rows held for retry while the online store is unreachable; past it the oldest are dropped (counted).',
+    ),
+    write_retry_ms: int(
+      10,
+      600_000,
+      1_000,
+      'Pause between retries of buffered writes while the online store is unreachable.',
+    ),
+  },
+);
+
+const EventsSchema = section(
+  'The event stream (feedback, impressions) and the real-time features computed from it.',
+  {
+    max_age_days: int(0, 3650, 7, 'Days the events stream keeps an event (0: no age limit).'),
+    max_bytes: int(
+      -1,
+      Number.MAX_SAFE_INTEGER,
+      -1,
+      'Bytes the events stream keeps at most, oldest dropped first (-1: no limit).',
+    ),
+    duplicate_window_ms: int(
+      100,
+      86_400_000,
+      120_000,
+      'A publish repeating an event id within this window is stored once.',
+    ),
+    windows_minutes: Type.Optional(
+      Type.Array(Type.Integer({ minimum: 1, maximum: 10_080 }), {
+        minItems: 1,
+        maxItems: 8,
+        default: [5, 30],
+        description:
+          'Sliding windows of the real-time counters, in minutes, shortest first (user session features and item counters).',
+      }),
+    ),
+    max_deliver: int(
+      1,
+      1000,
+      5,
+      'Deliveries of an event whose processing fails before it goes to the dead-letter subject.',
+    ),
+  },
+);
+
 /** The whole configuration file. */
 export const ConfigSchema = Type.Object(
   {
@@ -375,6 +453,8 @@ export const ConfigSchema = Type.Object(
     data: DataSchema,
     retrieval: RetrievalSchema,
     items: ItemsSchema,
+    features: FeaturesSchema,
+    events: EventsSchema,
   },
   {
     additionalProperties: false,
@@ -610,6 +690,36 @@ export interface ItemsConfig {
   indexVersion: string;
 }
 
+/** The online feature store. */
+export interface FeaturesConfig {
+  /** Entity and feature-view definitions. @default 'configs/features.yaml' */
+  definitions: string;
+  /** Rows the in-process cache holds; 0: no cache. @default 100000 */
+  cacheMaxEntries: number;
+  /** How long a cached row is served. @default 5000 */
+  cacheTtlMs: number;
+  /** A slower store read falls back to defaults. @default 50 */
+  readTimeoutMs: number;
+  /** Rows held for retry while the store is unreachable. @default 100000 */
+  writeBufferMax: number;
+  /** Pause between retries of buffered writes. @default 1000 */
+  writeRetryMs: number;
+}
+
+/** The event stream and its real-time features. */
+export interface EventsConfig {
+  /** Days an event is kept (0: no age limit). @default 7 */
+  maxAgeDays: number;
+  /** Bytes kept at most (-1: no limit). @default -1 */
+  maxBytes: number;
+  /** Window in which a repeated event id is stored once. @default 120000 */
+  duplicateWindowMs: number;
+  /** Sliding windows of the real-time counters, minutes, shortest first. @default [5, 30] */
+  windowsMinutes: number[];
+  /** Deliveries before an event goes to the dead-letter subject. @default 5 */
+  maxDeliver: number;
+}
+
 export interface ResolvedConfig {
   deployment: DeploymentConfig;
   nats: NatsConfig;
@@ -622,6 +732,8 @@ export interface ResolvedConfig {
   data: DataConfig;
   retrieval: RetrievalConfig;
   items: ItemsConfig;
+  features: FeaturesConfig;
+  events: EventsConfig;
 }
 
 // Compile-time guard: the hand-written interfaces above must be exactly the schema with camelCase

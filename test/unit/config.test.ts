@@ -66,6 +66,21 @@ const DEFAULTS: ResolvedConfig = {
     counterMaxItems: 100_000,
     indexVersion: '',
   },
+  features: {
+    definitions: 'configs/features.yaml',
+    cacheMaxEntries: 100_000,
+    cacheTtlMs: 5_000,
+    readTimeoutMs: 50,
+    writeBufferMax: 100_000,
+    writeRetryMs: 1_000,
+  },
+  events: {
+    maxAgeDays: 7,
+    maxBytes: -1,
+    duplicateWindowMs: 120_000,
+    windowsMinutes: [5, 30],
+    maxDeliver: 5,
+  },
 };
 
 /** Runs `fn`, expecting a ConfigError, and returns it. */
@@ -227,7 +242,7 @@ describe('unknown keys', () => {
     const err = rejects({ runtim: {} });
     expect(err.path).toBe('runtim');
     expect(err.message).toBe(
-      'runtim: unknown key (expected one of: deployment, nats, redis, runtime, placement, host, log, metrics, data, retrieval, items)',
+      'runtim: unknown key (expected one of: deployment, nats, redis, runtime, placement, host, log, metrics, data, retrieval, items, features, events)',
     );
   });
 
@@ -579,5 +594,13 @@ describe('committed files', () => {
       }
     };
     visit(configJsonSchema(), '');
+  });
+});
+
+describe('events.windows_minutes', () => {
+  it('must grow from one window to the next', () => {
+    const err = rejects({ events: { windows_minutes: [5, 5] } });
+    expect(err.path).toBe('events.windows_minutes[1]');
+    expect(err.message).toContain('must be longer than the window before it (5), got 5');
   });
 });
