@@ -7,6 +7,10 @@ import { buildDemoModel } from './models/cli/demo.js';
 import { registerDataImportCommand } from './models/cli/data-import.js';
 import { registerDataCommands } from './models/cli/data.js';
 import { registerEvalCommand } from './models/cli/eval.js';
+import {
+  loadEmbeddedBatchFeatures,
+  registerMaterializeCommands,
+} from './models/cli/materialize.js';
 import { registerTrainCommands } from './models/cli/train.js';
 import { createBuiltinKinds } from './actors/kinds.js';
 import { buildProgram } from './runtime/cli/program.js';
@@ -18,6 +22,7 @@ await buildProgram({
     registerDataImportCommand,
     registerEvalCommand,
     registerIndexCommand,
+    registerMaterializeCommands,
     registerTrainCommands,
   ],
   prepareStart: async (context) => {
@@ -27,4 +32,5 @@ await buildProgram({
       process.env,
     );
   },
+  afterStart: loadEmbeddedBatchFeatures,
 }).parseAsync(process.argv);

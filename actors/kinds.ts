@@ -10,6 +10,8 @@ import type { Protocol } from '../runtime/actor/protocol.js';
 import type { KindModuleContext } from '../runtime/cli/kinds.js';
 import type { ResolvedConfig } from '../runtime/config/index.js';
 import { ConfigError } from '../runtime/errors.js';
+import { loadConfiguredDefinitions } from '../runtime/features/definitions.js';
+import { featuresKind } from './features/index.js';
 import { itemShardKind } from './item-shard/index.js';
 
 /** The index folder the item shards serve: `items.index_version`, else the newest one built. */
@@ -36,7 +38,12 @@ export function resolveIndexDir(config: ResolvedConfig): string | undefined {
 }
 
 export function createBuiltinKinds({ config, log }: KindModuleContext): ActorKind<Protocol>[] {
-  const kinds: ActorKind<Protocol>[] = [];
+  const kinds: ActorKind<Protocol>[] = [
+    featuresKind({
+      definitions: loadConfiguredDefinitions(config.features),
+      events: config.events,
+    }),
+  ];
   const wanted = new Set(config.host.actors);
   const indexDir = resolveIndexDir(config);
   if (indexDir !== undefined) {
@@ -50,6 +57,7 @@ export function createBuiltinKinds({ config, log }: KindModuleContext): ActorKin
         compactionThreshold: config.items.compactionThreshold,
         counters: { maxItems: config.items.counterMaxItems },
         eventsMaxAgeMs: config.items.eventsMaxAgeDays * 24 * 60 * 60 * 1000,
+        events: config.events,
       }),
     );
   } else if (wanted.has('items')) {

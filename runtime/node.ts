@@ -12,6 +12,9 @@ import type { Protocol } from './actor/protocol.js';
 import { ActorClient } from './client/client.js';
 import type { ResolvedConfig } from './config/index.js';
 import { ConfigError } from './errors.js';
+import { closeFeatureServices, createFeatureServices } from './features/services.js';
+import type { FeatureServices } from './features/services.js';
+import type { FeatureDefinitions, OnlineStore } from './features/types.js';
 import { ActorHost } from './host/host.js';
 import { MemoryKvStore } from './kv/memory.js';
 import { NatsKvStore } from './kv/nats.js';
@@ -39,6 +42,8 @@ export interface InProcessCluster {
   kv: MemoryKvStore;
   /** The cluster's event streams: what one member publishes, the others read. */
   streams: MemoryStreamStore;
+  /** The cluster's online feature store, opened by the first node that starts. */
+  featureStore?: OnlineStore;
 }
 
 export function createInProcessCluster(): InProcessCluster {
@@ -56,6 +61,8 @@ export interface StartNodeOptions {
    * every partition and has streams of its own.
    */
   cluster?: InProcessCluster;
+  /** Feature definitions already loaded; read from `features.definitions` when absent. */
+  features?: FeatureDefinitions;
 }
 
 export interface RunningNode {
@@ -65,6 +72,8 @@ export interface RunningNode {
   readonly transport: Transport;
   /** The event streams this node's actors use; readers still open stop with the node. */
   readonly streams: StreamStore;
+  /** The feature store this node's actors use. */
+  readonly features: FeatureServices;
   readonly metrics: RuntimeMetrics;
   /** The `/metrics` endpoint, when `metrics.port` is not 0. */
   readonly metricsServer: MetricsServer | undefined;
@@ -128,6 +137,26 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
     sharedStreams = options.cluster?.streams ?? new MemoryStreamStore();
   }
   const streams = new ScopedStreamStore(sharedStreams);
+  let features: FeatureServices;
+  try {
+    features = createFeatureServices({
+      features: config.features,
+      transport: config.deployment.transport,
+      redisUrl: config.redis.url,
+      prefix: config.deployment.prefix,
+      bus: transport,
+      metricsRegistry: metrics.registry,
+      log: log.child({ module: 'features' }),
+      ...(options.features === undefined ? {} : { definitions: options.features }),
+      ...(options.cluster?.featureStore === undefined
+        ? {}
+        : { store: options.cluster.featureStore }),
+    });
+  } catch (err) {
+    await transport.close().catch(() => undefined);
+    throw err;
+  }
+  if (options.cluster !== undefined) options.cluster.featureStore ??= features.store;
 
   const keyed = kinds.filter((kind) => kind.placement === 'keyed').map((kind) => kind.name);
   const placement: Placement =
@@ -173,12 +202,14 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
     metrics,
     client,
     streams,
+    features,
   });
   try {
     await host.start();
   } catch (err) {
     await host.stop().catch(() => undefined);
     await streams.close().catch(() => undefined);
+    await closeFeatureServices(features).catch(() => undefined);
     await transport.close().catch(() => undefined);
     throw err;
   }
@@ -200,12 +231,14 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
     client,
     transport,
     streams,
+    features,
     metrics,
     metricsServer,
     stop: () =>
       (stopping ??= (async () => {
         await host.stop();
         await streams.close();
+        await closeFeatureServices(features);
         await metricsServer?.close();
         await transport.close();
       })()),

@@ -13,6 +13,8 @@ import { Actor, defineActorKind } from '../../runtime/actor/actor.js';
 import type { ActorContext, ActorKind } from '../../runtime/actor/actor.js';
 import type { Handlers } from '../../runtime/actor/protocol.js';
 import { BadRequestError, UnavailableError } from '../../runtime/errors.js';
+import { DEFAULT_EVENTS_STREAM_CONFIG, openEventsStream } from '../../runtime/events/index.js';
+import type { EventsStreamConfig } from '../../runtime/events/index.js';
 import { runCompaction } from './compact.js';
 import { ItemCounters, resolveItemCountersOptions } from './counters.js';
 import type { ItemCountersOptions, ResolvedItemCountersOptions } from './counters.js';
@@ -24,6 +26,7 @@ import {
   itemEventsSubjects,
 } from './events.js';
 import type { ItemEvent } from './events.js';
+import { FeedbackFeed } from './feedback-feed.js';
 import { generationFolderName, newestGeneration } from './generations.js';
 import { indexVersionOf, readShardManifest, shardFiles } from './index-file.js';
 import type { ShardFiles, ShardItems, ShardManifest } from './index-file.js';
@@ -78,6 +81,11 @@ export interface ItemShardKindOptions {
   eventsMaxAgeMs?: number;
   /** How long a starting replica may take to read the updates it missed. @default 60000 */
   catchUpTimeoutMs?: number;
+  /**
+   * The events stream's retention (`events` of the configuration), which the shard's feedback
+   * feed opens. @default 7 days, no byte limit, a 2-minute duplicate window
+   */
+  events?: EventsStreamConfig;
 }
 
 export interface ResolvedItemShardKindOptions {
@@ -91,6 +99,7 @@ export interface ResolvedItemShardKindOptions {
   counters: ResolvedItemCountersOptions;
   eventsMaxAgeMs: number;
   catchUpTimeoutMs: number;
+  events: EventsStreamConfig;
 }
 
 function positiveInt(value: number, name: string): number {
@@ -114,6 +123,7 @@ export function resolveItemShardKindOptions(
     counters: resolveItemCountersOptions(options.counters),
     eventsMaxAgeMs: nonNegativeInt(options.eventsMaxAgeMs ?? 30 * DAY_MS, 'eventsMaxAgeMs'),
     catchUpTimeoutMs: positiveInt(options.catchUpTimeoutMs ?? 60_000, 'catchUpTimeoutMs'),
+    events: { ...(options.events ?? DEFAULT_EVENTS_STREAM_CONFIG) },
   };
 }
 
@@ -158,6 +168,8 @@ export class ItemShardActor extends Actor<ItemShardProtocol> {
   private readonly counters: ItemCounters;
   /** This replica's reading of the shard's item events, from activation to deactivation. */
   private feed: ShardEventFeed<Applied> | undefined;
+  /** This replica's reading of the feedback of the shard's items, into its counters. */
+  private feedback: FeedbackFeed | undefined;
 
   constructor(
     ctx: ActorContext,
@@ -224,6 +236,18 @@ export class ItemShardActor extends Actor<ItemShardProtocol> {
         { cause: err },
       );
     }
+    try {
+      await this.startFeedback(shard, manifest.shards);
+    } catch (err) {
+      this.open = undefined;
+      await this.feed?.stop();
+      this.feed = undefined;
+      await pool.close();
+      throw new UnavailableError(
+        `shard ${shard}: cannot read the feedback stream: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
     this.ctx.log.info(
       {
         shard,
@@ -259,6 +283,22 @@ export class ItemShardActor extends Actor<ItemShardProtocol> {
     );
   }
 
+  /** Counts the feedback of the shard's items from the events stream, from the longest window on. */
+  private async startFeedback(shard: number, shards: number): Promise<void> {
+    const windows = this.options.counters.windows;
+    const feedback = new FeedbackFeed({
+      stream: await openEventsStream(this.ctx.streams, this.ctx.prefix, this.options.events),
+      prefix: this.ctx.prefix,
+      shard,
+      shards,
+      record: (events, now) => this.counters.record(events, now),
+      replayMs: windows[windows.length - 1]!.spanMs,
+      log: this.ctx.log,
+    });
+    await feedback.start();
+    this.feedback = feedback;
+  }
+
   /** One update, from the stream: synchronous, so no query sees half of it. */
   private apply(event: ItemEvent): Applied {
     const { delta } = this.state();
@@ -274,6 +314,8 @@ export class ItemShardActor extends Actor<ItemShardProtocol> {
   }
 
   override async onDeactivate(): Promise<void> {
+    await this.feedback?.stop();
+    this.feedback = undefined;
     // No update lands while the shard closes.
     await this.feed?.stop();
     this.feed = undefined;
@@ -450,8 +492,9 @@ export class ItemShardActor extends Actor<ItemShardProtocol> {
     stats: () => this.stats(),
     // Callers send an item's events to its shard, shardOf(item_id, S), as they send its upserts;
     // the shard counts any id it is given, as it cannot tell which S the caller used. A tell
-    // reaches one replica of the shard's queue group, so each replica counts only what it was sent:
-    // the feedback stream is to feed this op on every replica.
+    // reaches one replica of the shard's queue group, so each replica counts only what it was sent.
+    // Feedback on the events stream reaches every replica through the feedback feed instead: an
+    // event sent both ways is counted twice.
     record: ({ events }) => this.counters.record(events, Date.now()),
     counters: ({ item_ids, now_ms }) => {
       const now = now_ms ?? Date.now();
@@ -477,6 +520,7 @@ export class ItemShardActor extends Actor<ItemShardProtocol> {
       counters: this.counters.stats(),
       stream_seq: this.feed?.applied ?? 0,
       events_skipped: this.feed?.skipped ?? 0,
+      feedback: this.feedback?.stats() ?? null,
     };
   }
 

@@ -33,6 +33,7 @@ export {
   validateItemEvent,
   type ItemEvent,
 } from './events.js';
+export { FeedbackFeed, type FeedbackFeedOptions, type FeedbackFeedStats } from './feedback-feed.js';
 export { newestGeneration, type ShardGeneration } from './generations.js';
 export {
   ItemCounters,

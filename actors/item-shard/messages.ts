@@ -26,6 +26,7 @@
  * Every malformed request is answered with `bad_request` naming the field (`vector`, `k`,
  * `exclude[3]`, `items[0].vector`, `events[2].type`, ...).
  */
+import type { FeedbackFeedStats } from './feedback-feed.js';
 import { BadRequestError } from '../../runtime/errors.js';
 
 /** The actor kind's name: its subject token and its service name (`<prefix>-items`). */
@@ -195,6 +196,8 @@ export interface ShardStats {
   stream_seq: number;
   /** Item events passed over: malformed, or vectors of another model. */
   events_skipped: number;
+  /** How far this replica has counted the feedback stream; null before it started reading. */
+  feedback: FeedbackFeedStats | null;
 }
 
 export type ItemShardProtocol = {

@@ -20,7 +20,9 @@ import {
 import type { ImportOptions, ImportProgressListener, ImportReport } from '../data/import/index.js';
 import { ProgressBar, writeDataset } from '../data/index.js';
 import type { DatasetManifest } from '../data/index.js';
-import { dataCommand } from './data.js';
+import { describeFeatureTables } from '../features/feature-tables.js';
+import type { FeatureTablesManifest } from '../features/feature-tables.js';
+import { dataCommand, featureDefinitionsFor, writeDatasetFeatures } from './data.js';
 import { exists } from './files.js';
 import { reportFailure } from '../../runtime/cli/exit.js';
 
@@ -48,6 +50,8 @@ export interface DataImportFlags extends Pick<ImportOptions, (typeof PASSED_THRO
   /** Parsed into `maxTagsPerItem`. */
   maxTags?: string;
   progress?: boolean;
+  /** `false` (`--no-features`): no batch feature tables. */
+  features?: boolean;
 }
 
 export interface DataImportResult {
@@ -55,6 +59,8 @@ export interface DataImportResult {
   out: string;
   manifest: DatasetManifest;
   report: ImportReport;
+  /** The batch feature tables written; `undefined` with `--no-features`. */
+  features: FeatureTablesManifest | undefined;
   elapsedMs: number;
 }
 
@@ -99,6 +105,7 @@ export async function runDataImport(
     });
   }
 
+  const definitions = featureDefinitionsFor(flags, env);
   const options: ImportOptions = {
     path,
     ...pick(flags, PASSED_THROUGH),
@@ -111,7 +118,8 @@ export async function runDataImport(
     source,
     details: { importer: { format, path }, report },
   });
-  return { out, manifest, report, elapsedMs: performance.now() - started };
+  const features = await writeDatasetFeatures(out, definitions);
+  return { out, manifest, report, features, elapsedMs: performance.now() - started };
 }
 
 /** Files smaller than this import in about a second: no progress bar for them. */
@@ -186,6 +194,7 @@ export function formatImportReport(result: DataImportResult): string {
   lines.push(
     `categories ${report.vocabulary.categories}, tags ${report.vocabulary.tags}; items per category: ${categories.map(([c, n]) => `${c} (${n})`).join(', ')}`,
   );
+  if (result.features !== undefined) lines.push(describeFeatureTables(result.features));
   lines.push(`wrote ${result.out} (fingerprint ${manifest.fingerprint.slice(0, 12)})`);
   return `${lines.join('\n')}\n`;
 }
@@ -212,6 +221,7 @@ export function registerDataImportCommand(program: Command): void {
     .option('--force', 'replace a data set already in the output folder')
     .option('--json', 'print the manifest as JSON instead of a summary')
     .option('--no-progress', 'no progress bars on stderr')
+    .option('--no-features', 'no batch feature tables (features/*.parquet)')
     .option('--max-tags <n>', 'most used free-form tags kept per item (default: 10)')
     .option('--events <file>', 'csv: the events file, relative to <path> when it is a folder')
     .option(

@@ -11,6 +11,7 @@ import type { Command } from 'commander';
 
 import { loadCommandConfig } from '../../runtime/config/index.js';
 import { ConfigError } from '../../runtime/errors.js';
+import type { FeatureDefinitions } from '../../runtime/features/types.js';
 import { DATA_FILES, MANIFEST_FILE, readManifest } from '../data/dataset-io.js';
 import { DataOptionError, DatasetFormatError } from '../data/errors.js';
 import { SCALES, generateDataset } from '../data/generate.js';
@@ -18,6 +19,14 @@ import type { GenerateProgress, Scale } from '../data/generate.js';
 import { ProgressBar } from '../data/progress.js';
 import { TRUTH_DIR } from '../data/truth.js';
 import type { DatasetManifest } from '../data/types.js';
+import { checkBatchDefinitions } from '../features/batch-views.js';
+import { featureDefinitionsOf } from '../features/definitions.js';
+import {
+  FEATURES_DIR,
+  buildFeatureTables,
+  describeFeatureTables,
+} from '../features/feature-tables.js';
+import type { FeatureTablesManifest } from '../features/feature-tables.js';
 import { integer } from './args.js';
 import { exists } from './files.js';
 import { reportFailure } from '../../runtime/cli/exit.js';
@@ -43,13 +52,45 @@ export interface DataGenerateFlags {
   config?: string;
   force?: boolean;
   progress?: boolean;
+  /** `false` (`--no-features`): no batch feature tables. */
+  features?: boolean;
+}
+
+/**
+ * Builds the batch feature tables of the data set just written to `out`, with the feature
+ * definitions the configuration names (`features/` in the data set folder); `undefined` when the
+ * flags say not to. Call {@link featureDefinitionsFor} before writing the data, so a broken
+ * definitions file fails the command before the long part.
+ */
+export async function writeDatasetFeatures(
+  out: string,
+  definitions: FeatureDefinitions | undefined,
+): Promise<FeatureTablesManifest | undefined> {
+  if (definitions === undefined) return undefined;
+  return (await buildFeatureTables(out, definitions)).manifest;
+}
+
+/** The feature definitions a data command builds tables with; `undefined` with `--no-features`. */
+export function featureDefinitionsFor(
+  flags: { config?: string; features?: boolean },
+  env: Record<string, string | undefined>,
+): FeatureDefinitions | undefined {
+  if (flags.features === false) return undefined;
+  const definitions = featureDefinitionsOf(loadCommandConfig(flags.config, env));
+  checkBatchDefinitions(definitions);
+  return definitions;
 }
 
 /** Generates a data set as the flags say; returns the folder and its manifest. */
 export async function runDataGenerate(
   flags: DataGenerateFlags,
   env: Record<string, string | undefined> = process.env,
-): Promise<{ out: string; manifest: DatasetManifest; elapsedMs: number }> {
+): Promise<{
+  out: string;
+  manifest: DatasetManifest;
+  features: FeatureTablesManifest | undefined;
+  elapsedMs: number;
+}> {
   const preset = SCALES[flags.scale];
   const name = flags.name ?? `synthetic-${flags.scale}`;
   if (!/^[A-Za-z0-9_-][A-Za-z0-9._-]*$/.test(name)) {
@@ -64,6 +105,7 @@ export async function runDataGenerate(
       `${out} already holds a data set; pass --force to replace it`,
     );
   }
+  const definitions = featureDefinitionsFor(flags, env);
   const sizes = {
     users: flags.users ?? preset.users,
     items: flags.items ?? preset.items,
@@ -94,7 +136,8 @@ export async function runDataGenerate(
     details: { scale: flags.scale },
     onProgress,
   });
-  return { out, manifest, elapsedMs: performance.now() - started };
+  const features = await writeDatasetFeatures(out, definitions);
+  return { out, manifest, features, elapsedMs: performance.now() - started };
 }
 
 function count(n: number): string {
@@ -157,6 +200,9 @@ export async function formatDatasetInfo(dir: string, manifest: DatasetManifest):
   if (await exists(join(dir, TRUTH_DIR))) {
     files.push(`${TRUTH_DIR}/ ${size(await folderSize(join(dir, TRUTH_DIR)))}`);
   }
+  if (await exists(join(dir, FEATURES_DIR))) {
+    files.push(`${FEATURES_DIR}/ ${size(await folderSize(join(dir, FEATURES_DIR)))}`);
+  }
   lines.push(`files        ${files.join(', ')}`);
   const summary = Object.entries(details)
     .filter(([, v]) => v === null || ['string', 'number', 'boolean'].includes(typeof v))
@@ -204,13 +250,15 @@ export function registerDataCommands(program: Command): void {
     .option('-c, --config <path>', 'config file (default: $RECSYS_CONFIG or configs/config.yaml)')
     .option('--force', 'replace a data set already in the output folder')
     .option('--no-progress', 'no progress bar on stderr')
+    .option('--no-features', 'no batch feature tables (features/*.parquet)')
     .action(async (flags: DataGenerateFlags) => {
       try {
-        const { out, manifest, elapsedMs } = await runDataGenerate(flags);
+        const { out, manifest, features, elapsedMs } = await runDataGenerate(flags);
         process.stdout.write(
           `wrote ${out}: ${count(manifest.counts.users)} users, ${count(manifest.counts.items)} items, ` +
             `${count(manifest.counts.events)} events in ${(elapsedMs / 1000).toFixed(1)} s ` +
-            `(fingerprint ${manifest.fingerprint.slice(0, 12)})\n`,
+            `(fingerprint ${manifest.fingerprint.slice(0, 12)})\n` +
+            (features === undefined ? '' : `${describeFeatureTables(features)}\n`),
         );
       } catch (err) {
         fail(err);

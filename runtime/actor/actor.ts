@@ -3,6 +3,7 @@
  * a time; everything it needs from the runtime (logger, timers, a client for other actors, the
  * event streams, its key) arrives in its context, so a test can build one with fakes.
  */
+import type { FeatureServices } from '../features/services.js';
 import type { Logger } from 'pino';
 import type { ActorClient } from '../client/client.js';
 import type { StreamStore } from '../stream/index.js';
@@ -29,6 +30,11 @@ export interface ActorContext {
    * reader an actor starts is its own to stop, in `onDeactivate` at the latest.
    */
   readonly streams: StreamStore;
+  /**
+   * The feature store: definitions, the online store, cached reads and change notices. Given by
+   * every node (`startNode`); absent only on a bare host built without it (runtime tests).
+   */
+  readonly features?: FeatureServices;
 }
 
 export abstract class Actor<P extends Protocol = Protocol> {

@@ -12,7 +12,7 @@ import { discoverServices } from '../services/discover.js';
 import type { ServiceVerb } from '../services/micro.js';
 import { NatsTransport } from '../transport/nats.js';
 import { loadKindModules } from './kinds.js';
-import type { CreateKinds, PrepareStart } from './kinds.js';
+import type { AfterStart, CreateKinds, PrepareStart } from './kinds.js';
 import type { NodeCommandOptions } from './program.js';
 
 /** `--group items=0,1` → `{ items: ['0', '1'] }`. */
@@ -41,6 +41,7 @@ export async function runNodeCommand(
   flags: NodeCommandOptions,
   builtinKinds: CreateKinds,
   prepareStart?: PrepareStart,
+  afterStart?: AfterStart,
 ): Promise<void> {
   let config: ResolvedConfig;
   const overrides: ConfigOverrides = {};
@@ -67,6 +68,13 @@ export async function runNodeCommand(
     const extra = await loadKindModules(flags.kindsModule ?? [], { config, log });
     node = await startNode({ config, kinds: [...builtin, ...extra], log });
   } catch (err) {
+    log.error({ err }, 'node failed to start');
+    fail(err);
+  }
+  try {
+    await afterStart?.({ config, log, node });
+  } catch (err) {
+    await node.stop().catch(() => undefined);
     log.error({ err }, 'node failed to start');
     fail(err);
   }

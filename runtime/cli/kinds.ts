@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import type { ActorKind } from '../actor/actor.js';
 import type { Protocol } from '../actor/protocol.js';
 import type { ResolvedConfig } from '../config/index.js';
+import type { RunningNode } from '../node.js';
 import { ConfigError } from '../errors.js';
 
 export interface KindModuleContext {
@@ -23,6 +24,12 @@ export interface KindModuleContext {
 export type PrepareStart = (
   context: KindModuleContext & { configPath: string | undefined },
 ) => Promise<void>;
+
+/**
+ * Run by `recsys start` and `recsys node` once the node is up, before it reports ready: the layers
+ * above load what the node's stores should hold (the batch features of the embedded store).
+ */
+export type AfterStart = (context: KindModuleContext & { node: RunningNode }) => Promise<void>;
 
 export type CreateKinds = (
   context: KindModuleContext,

@@ -3,7 +3,7 @@
  */
 import { Command, Option } from 'commander';
 import { runNodeCommand, runServicesCommand } from './commands.js';
-import type { CreateKinds, PrepareStart } from './kinds.js';
+import type { AfterStart, CreateKinds, PrepareStart } from './kinds.js';
 
 export interface ProgramOptions {
   /**
@@ -18,6 +18,8 @@ export interface ProgramOptions {
    * sure there is something to serve (demo data) on a fresh machine.
    */
   prepareStart?: PrepareStart;
+  /** Run by `recsys node` and `recsys start` once the node is up (loads the embedded store). */
+  afterStart?: AfterStart;
 }
 
 export function buildProgram(options: ProgramOptions = {}): Command {
@@ -51,7 +53,9 @@ export function buildProgram(options: ProgramOptions = {}): Command {
       collect,
       [],
     )
-    .action((flags: NodeCommandOptions) => runNodeCommand(flags, builtinKinds));
+    .action((flags: NodeCommandOptions) =>
+      runNodeCommand(flags, builtinKinds, undefined, options.afterStart),
+    );
 
   program
     .command('start')
@@ -69,6 +73,7 @@ export function buildProgram(options: ProgramOptions = {}): Command {
         { ...flags, transport: 'inproc' },
         builtinKinds,
         flags.demo === false ? undefined : options.prepareStart,
+        options.afterStart,
       ),
     );
 

@@ -19,6 +19,8 @@ export {
   IndexMetric,
   IndexQuantization,
   type DeploymentConfig,
+  type EventsConfig,
+  type FeaturesConfig,
   type HostConfig,
   type ItemsConfig,
   type LogConfig,

@@ -372,6 +372,13 @@ const FeaturesSchema = section(
           'File of entity and feature-view definitions, relative to the working directory. An unknown view or field asked for at start-up is an error.',
       }),
     ),
+    embedded_dataset: Type.Optional(
+      Type.String({
+        default: 'demo',
+        description:
+          'Embedded mode: the data set (a name under <data.dir>/datasets, or a path) whose batch features recsys start loads into its in-memory store; empty loads none. With transport nats, recsys materialize loads them into Redis instead.',
+      }),
+    ),
     cache_max_entries: int(
       0,
       100_000_000,
@@ -694,6 +701,8 @@ export interface ItemsConfig {
 export interface FeaturesConfig {
   /** Entity and feature-view definitions. @default 'configs/features.yaml' */
   definitions: string;
+  /** Embedded mode: the data set whose batch features `recsys start` loads. @default 'demo' */
+  embeddedDataset: string;
   /** Rows the in-process cache holds; 0: no cache. @default 100000 */
   cacheMaxEntries: number;
   /** How long a cached row is served. @default 5000 */

@@ -5,6 +5,7 @@
  * no longer owns is refused as `not_owner` (the caller retries elsewhere), and a full mailbox says
  * `overloaded`. Everything a handler throws becomes an error reply; nothing kills the subscription.
  */
+import type { FeatureServices } from '../features/services.js';
 import type { Logger } from 'pino';
 import type { Counter, Histogram } from 'prom-client';
 import type { ActorContext, ActorKind } from '../actor/actor.js';
@@ -28,6 +29,7 @@ export interface DispatcherOptions {
   prefix: string;
   client: ActorClient;
   streams: StreamStore;
+  features: FeatureServices | undefined;
   metrics: RuntimeMetrics;
   service: MicroService;
   /** Subject pattern shown per endpoint by `$SRV.INFO`, e.g. `recsys.user.*.*.<op>`. */
@@ -214,6 +216,7 @@ export class Dispatcher {
         prefix: this.options.prefix,
         client: this.options.client,
         streams: this.options.streams,
+        ...(this.options.features === undefined ? {} : { features: this.options.features }),
       };
       activation = new Activation(this.kind, context, this.options.mailboxCapacity);
       this.activations.set(key, activation);

@@ -4,6 +4,7 @@
  * registers each kind with the NATS services protocol, passivates idle actors, and shuts down
  * gracefully: stop taking work, drain, deactivate, release leases.
  */
+import type { FeatureServices } from '../features/services.js';
 import type { Logger } from 'pino';
 import type { ActorKind } from '../actor/actor.js';
 import type { Protocol } from '../actor/protocol.js';
@@ -50,6 +51,8 @@ export interface ActorHostOptions {
   client?: ActorClient;
   /** Event streams handed to actors; a store of this host's own, in memory, when not given. */
   streams?: StreamStore;
+  /** The feature store handed to actors; none when not given. */
+  features?: FeatureServices;
 }
 
 interface ServedPartition {
@@ -269,6 +272,7 @@ export class ActorHost implements PartitionListener {
       prefix: this.subjects.prefix,
       client: this.client,
       streams: this.streams,
+      features: this.config.features,
       metrics: this.metrics,
       service,
       endpointSubject: (op) =>

@@ -2,6 +2,7 @@ export type {
   ConsumeOptions,
   EventStream,
   PublishAck,
+  ReadFrom,
   StreamHandler,
   StreamInfo,
   StreamMessage,
@@ -12,3 +13,4 @@ export type {
 export { MemoryStreamStore } from './memory.js';
 export { NatsStreamStore } from './nats.js';
 export { ScopedStreamStore } from './scoped.js';
+export { isSubsetOf, subjectMatches, subjectsOverlap } from './validate.js';

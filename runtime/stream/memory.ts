@@ -14,6 +14,7 @@ import type {
   ConsumeOptions,
   EventStream,
   PublishAck,
+  ReadFrom,
   StreamHandler,
   StreamInfo,
   StreamMessage,
@@ -24,9 +25,10 @@ import type {
 import {
   checkDurableName,
   checkFilter,
-  checkFromSeq,
+  checkFromTime,
   checkHeaders,
   checkPublishSubject,
+  checkReadFrom,
   checkStreamName,
   resolveConsumeOptions,
   resolveStreamOptions,
@@ -168,6 +170,17 @@ class StreamState {
     return undefined;
   }
 
+  /**
+   * The first stored message at or after `timeMs`, or the next sequence when none is. A scan from
+   * the oldest, not a bisection: a clock set back (fake timers) may leave times out of order, and
+   * the first match is still the answer.
+   */
+  seqAtTime(timeMs: number): number {
+    this.prune();
+    for (const message of this.messages) if (message.timeMs >= timeMs) return message.seq;
+    return this.lastSeq + 1;
+  }
+
   /** The last stored message on literal `subject`, if any. */
   last(subject: string): Stored | undefined {
     this.prune();
@@ -244,14 +257,21 @@ class MemoryEventStream implements EventStream {
 
   async read(
     filter: string,
-    fromSeq: number,
+    from: ReadFrom,
     handler: StreamHandler,
     options: { onError?: (err: Error) => void } = {},
   ): Promise<StreamReader> {
     checkFilter(filter, this.subjects);
-    checkFromSeq(fromSeq);
+    checkReadFrom(from);
     await Promise.resolve();
+    const fromSeq = typeof from === 'number' ? from : this.state.seqAtTime(from.fromTimeMs);
     return new OrderedReader(this.state, filter, fromSeq, handler, options.onError);
+  }
+
+  async seqAtTime(timeMs: number): Promise<number> {
+    checkFromTime(timeMs);
+    await Promise.resolve();
+    return this.state.seqAtTime(timeMs);
   }
 
   async consume(
@@ -520,7 +540,7 @@ class DurableReader implements StreamReader {
       if (this.durable.failed(stored.seq, delivery) !== 'give-up') return;
       const error = toError(err);
       try {
-        this.options.onGiveUp?.(message, error);
+        await this.options.onGiveUp?.(message, error);
       } catch (thrown) {
         surface(thrown);
       }

@@ -38,6 +38,7 @@ import type {
   ConsumeOptions,
   EventStream,
   PublishAck,
+  ReadFrom,
   StreamHandler,
   StreamInfo,
   StreamMessage,
@@ -48,9 +49,10 @@ import type {
 import {
   checkDurableName,
   checkFilter,
-  checkFromSeq,
+  checkFromTime,
   checkHeaders,
   checkPublishSubject,
+  checkReadFrom,
   checkStreamName,
   resolveConsumeOptions,
   isJetStreamHeader,
@@ -63,6 +65,8 @@ import { report, surface, toError } from './report.js';
 const STREAM_NAME_IN_USE = 10058;
 const STREAM_SUBJECT_OVERLAP = 10065;
 const STREAM_INVALID_CONFIG = 10052;
+/** How long a `seqAtTime` probe consumer outlives a lost delete. */
+const PROBE_INACTIVE_MS = 30_000;
 
 export class NatsStreamStore implements StreamStore {
   private readonly js: JetStreamClient;
@@ -206,12 +210,15 @@ class NatsEventStream implements EventStream {
 
   async read(
     filter: string,
-    fromSeq: number,
+    from: ReadFrom,
     handler: StreamHandler,
     options: { onError?: (err: Error) => void } = {},
   ): Promise<StreamReader> {
     checkFilter(filter, this.subjects);
-    checkFromSeq(fromSeq);
+    checkReadFrom(from);
+    // A time becomes a sequence first: the ordered consumer, should it be recreated before its
+    // first message, would carry a start time into a by-sequence configuration the server refuses.
+    const fromSeq = typeof from === 'number' ? from : await this.seqAtTime(from.fromTimeMs);
     const consumer = await this.js.consumers.get(this.name, {
       filter_subjects: filter,
       deliver_policy: DeliverPolicy.StartSequence,
@@ -256,6 +263,25 @@ class NatsEventStream implements EventStream {
     checkPublishSubject(this.name, subject, this.subjects);
     const stored = await this.jsm.streams.getMessage(this.name, { last_by_subj: subject });
     return stored?.seq ?? 0;
+  }
+
+  /**
+   * NATS 2.9 has no "message at a time" lookup (a get by `start_time` came in 2.11), so this asks
+   * the server to place a consumer by start time and reads where it placed it: a new consumer
+   * reports the sequence before its first as delivered. The probe pulls nothing and is deleted at
+   * once; its inactivity threshold removes it should the delete be lost.
+   */
+  async seqAtTime(timeMs: number): Promise<number> {
+    checkFromTime(timeMs);
+    const probe = await this.jsm.consumers.add(this.name, {
+      deliver_policy: DeliverPolicy.StartTime,
+      opt_start_time: new Date(timeMs).toISOString(),
+      ack_policy: AckPolicy.None,
+      mem_storage: true,
+      inactive_threshold: nanos(PROBE_INACTIVE_MS),
+    });
+    await this.jsm.consumers.delete(this.name, probe.name).catch(() => undefined);
+    return probe.delivered.stream_seq + 1;
   }
 
   /**
@@ -411,13 +437,16 @@ class DurableReader implements StreamReader {
         return;
       }
       try {
-        this.options.onGiveUp?.(message, toError(err));
+        await this.options.onGiveUp?.(message, toError(err));
       } catch (thrown) {
         surface(thrown);
       }
       msg.term();
       return;
     }
+    // A closed connection acknowledges nothing (the server delivers the message again), and a
+    // confirmation asked on it would only wait out its timeout.
+    if (this.connection.isClosed()) return;
     // Confirmed, so a reader that joins after stop() resolves never sees a handled message again.
     await msg.ackAck().catch(() => undefined);
   }

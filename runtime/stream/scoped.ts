@@ -11,6 +11,7 @@ import type {
   ConsumeOptions,
   EventStream,
   PublishAck,
+  ReadFrom,
   StreamHandler,
   StreamInfo,
   StreamOptions,
@@ -76,12 +77,16 @@ class ScopedEventStream implements EventStream {
 
   async read(
     filter: string,
-    fromSeq: number,
+    from: ReadFrom,
     handler: StreamHandler,
     options?: { onError?: (err: Error) => void },
   ): Promise<StreamReader> {
     this.scope.assertOpen();
-    return this.scope.track(this.stream.read(filter, fromSeq, handler, options));
+    return this.scope.track(this.stream.read(filter, from, handler, options));
+  }
+
+  seqAtTime(timeMs: number): Promise<number> {
+    return this.stream.seqAtTime(timeMs);
   }
 
   async consume(

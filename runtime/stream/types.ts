@@ -73,6 +73,13 @@ export interface StreamReader {
 
 export type StreamHandler = (message: StreamMessage) => void | Promise<void>;
 
+/**
+ * Where {@link EventStream.read} starts: a sequence (1: the first message ever stored), or the first
+ * message stored at or after a time (epoch ms), for a reader that rebuilds state over a window of
+ * time ("the last 24 hours of feedback") rather than from a position it kept.
+ */
+export type ReadFrom = number | { readonly fromTimeMs: number };
+
 export interface ConsumeOptions {
   /** Only subjects matching this filter (NATS wildcards); the whole stream when absent. */
   filter?: string;
@@ -86,8 +93,13 @@ export interface ConsumeOptions {
   maxDeliver?: number;
   /** How many messages may be in a handler at once, across this reader. @default 1 */
   concurrency?: number;
-  /** Told about a message that failed `maxDeliver` times; it is then acknowledged and dropped. */
-  onGiveUp?: (message: StreamMessage, err: Error) => void;
+  /**
+   * Told about a message that failed `maxDeliver` times; it is then acknowledged and dropped. A
+   * returned promise is awaited first (the reader's `stop()` waits for it too), so the callback can
+   * store the message elsewhere (a dead-letter subject) before it is gone; a rejection, like a
+   * throw, is thrown out of band.
+   */
+  onGiveUp?: (message: StreamMessage, err: Error) => unknown;
   /**
    * Told when this reader stops on its own: the consumer or the connection failed for good (not
    * at shutdown). A handler's error is not reported here; it has the message delivered again.
@@ -109,19 +121,26 @@ export interface EventStream {
     options?: { msgId?: string; headers?: Headers },
   ): Promise<PublishAck>;
   /**
-   * Delivers every stored message on `filter` with sequence >= `fromSeq`, in order, then every later
+   * Delivers every stored message on `filter` with sequence >= `from`, in order, then every later
    * one as it is stored. The next message waits for the handler's promise; a handler that throws
    * stops the reader (`onError` is told) rather than skipping a message. Without `onError` the
    * error is thrown out of band, so a reader never stops unnoticed. Messages the stream's limits
    * dropped are passed over. The filter must fit the stream's subjects (within one of them, or
-   * wider than one), as JetStream requires; `fromSeq` is at least 1.
+   * wider than one), as JetStream requires; a sequence is at least 1. `{ fromTimeMs }` starts at
+   * {@link seqAtTime} of that time, taken when the call is made.
    */
   read(
     filter: string,
-    fromSeq: number,
+    from: ReadFrom,
     handler: StreamHandler,
     options?: { onError?: (err: Error) => void },
   ): Promise<StreamReader>;
+  /**
+   * The sequence of the first message stored at or after `timeMs` (epoch ms, the stream's clock),
+   * whatever its subject; `lastSeq + 1`, the next message's, when none is. Rejects with
+   * `BadRequestError` for a time that is not a finite, non-negative number.
+   */
+  seqAtTime(timeMs: number): Promise<number>;
   /**
    * Joins durable consumer `durable` (created on first use, from the start of the stream): its
    * messages are shared between every reader that joined it. A handler that resolves acknowledges

@@ -5,7 +5,7 @@
  */
 import { BadRequestError } from '../errors.js';
 import type { Headers } from '../transport/types.js';
-import type { ConsumeOptions, StreamMessage, StreamOptions } from './types.js';
+import type { ConsumeOptions, ReadFrom, StreamMessage, StreamOptions } from './types.js';
 
 const NAME = /^[A-Za-z0-9_-]+$/;
 const SPACE = /\s/;
@@ -25,7 +25,7 @@ export interface ResolvedConsumeOptions {
   readonly ackWaitMs: number;
   readonly maxDeliver: number;
   readonly concurrency: number;
-  readonly onGiveUp: ((message: StreamMessage, err: Error) => void) | undefined;
+  readonly onGiveUp: ((message: StreamMessage, err: Error) => unknown) | undefined;
   readonly onError: ((err: Error) => void) | undefined;
 }
 
@@ -110,6 +110,23 @@ export function resolveConsumeOptions(
 export function checkFromSeq(fromSeq: number): void {
   if (!Number.isSafeInteger(fromSeq) || fromSeq <= 0) {
     throw new BadRequestError('fromSeq', 'must be a positive integer (1: the first message)');
+  }
+}
+
+export function checkFromTime(timeMs: number): void {
+  if (typeof timeMs !== 'number' || !Number.isFinite(timeMs) || timeMs < 0) {
+    throw new BadRequestError('fromTimeMs', 'must be a finite, non-negative epoch-ms number');
+  }
+}
+
+/** A read's start: a sequence, or a time; a plain object with a time, not both. */
+export function checkReadFrom(from: ReadFrom): void {
+  if (typeof from === 'number') {
+    checkFromSeq(from);
+  } else if (typeof from === 'object' && from !== null) {
+    checkFromTime(from.fromTimeMs);
+  } else {
+    throw new BadRequestError('from', 'must be a sequence or { fromTimeMs }');
   }
 }
 

@@ -10,6 +10,7 @@ import { BadRequestError } from '../../runtime/errors.js';
 import type {
   ConsumeOptions,
   EventStream,
+  ReadFrom,
   StreamHandler,
   StreamMessage,
   StreamOptions,
@@ -66,7 +67,7 @@ export function streamConformance(name: string, makeStore: () => Promise<StreamF
       store.stream(streamName, { subjects: [`${p}.>`], storage: 'memory', ...options });
 
     const read = async (
-      from: number,
+      from: ReadFrom,
       handler: StreamHandler,
       options: { filter?: string; onError?: (err: Error) => void; on?: EventStream } = {},
     ): Promise<StreamReader> => {
@@ -106,6 +107,17 @@ export function streamConformance(name: string, makeStore: () => Promise<StreamF
       await eventually(() => seen.length >= count, { message: `witness saw ${count}` });
       await reader.stop();
       return seen;
+    };
+
+    /** The stored times of the first `count` messages, through a fresh reader. */
+    const stamps = async (count: number): Promise<number[]> => {
+      const times: number[] = [];
+      const reader = await read(1, (m) => {
+        if (times.length < count) times.push(m.timeMs);
+      });
+      await eventually(() => times.length === count, { message: `stamps of ${count}` });
+      await reader.stop();
+      return times;
     };
 
     beforeEach(async () => {
@@ -339,6 +351,51 @@ export function streamConformance(name: string, makeStore: () => Promise<StreamF
         await expect(stream.read(`${p}.>`, 1.5, noop)).rejects.toBeInstanceOf(BadRequestError);
       });
 
+      it('finds the first message stored at or after a time, and reads from there', async () => {
+        expect(await stream.seqAtTime(Date.now())).toBe(1);
+        await stream.publish(`${p}.a`, text('1'));
+        await stream.publish(`${p}.b`, text('2'));
+        const [, second] = await stamps(2);
+        // Stored times are whole milliseconds: wait until the next two have a later one.
+        await eventually(() => Date.now() >= second! + 2, { message: 'the clock moved on' });
+        await stream.publish(`${p}.a`, text('3'));
+        await stream.publish(`${p}.b`, text('4'));
+        const third = (await stamps(4))[2]!;
+        expect(third).toBeGreaterThan(second!);
+        expect(await stream.seqAtTime(third)).toBe(3);
+        expect(await stream.seqAtTime(second!)).toBeLessThanOrEqual(2);
+        expect(await stream.seqAtTime(0)).toBe(1);
+        expect(await stream.seqAtTime(Date.now() + 60_000)).toBe(5);
+
+        const all: number[] = [];
+        const onlyB: number[] = [];
+        await read({ fromTimeMs: third }, (m) => void all.push(m.seq));
+        await read({ fromTimeMs: third }, (m) => void onlyB.push(m.seq), { filter: `${p}.b` });
+        await stream.publish(`${p}.b`, text('5'));
+        await eventually(() => all.length === 3 && onlyB.length === 2);
+        expect(all).toEqual([3, 4, 5]);
+        expect(onlyB).toEqual([4, 5]);
+      });
+
+      it('reads from a time past the last message: only later messages', async () => {
+        await publishMany(2);
+        const seen: number[] = [];
+        await read({ fromTimeMs: Date.now() + 60_000 }, (m) => void seen.push(m.seq));
+        await publishMany(1);
+        await eventually(() => seen.length === 1);
+        expect(seen).toEqual([3]);
+      });
+
+      it('refuses a start time that is not a finite, non-negative number', async () => {
+        const noop = (): void => undefined;
+        for (const bad of [Number.NaN, -1, Number.POSITIVE_INFINITY]) {
+          await expect(stream.read(`${p}.>`, { fromTimeMs: bad }, noop)).rejects.toThrow(
+            /fromTimeMs/,
+          );
+          await expect(stream.seqAtTime(bad)).rejects.toBeInstanceOf(BadRequestError);
+        }
+      });
+
       it('runs one handler call at a time, in order, with an async handler', async () => {
         await publishMany(10);
         const order: number[] = [];
@@ -497,6 +554,44 @@ export function streamConformance(name: string, makeStore: () => Promise<StreamF
         await eventually(() => later.length === 1);
         expect(later).toEqual([3]);
         expect(attempts.get(1)).toBe(3);
+      });
+
+      it('waits for an async onGiveUp before dropping the message, and stop() waits for it', async () => {
+        const held = gate();
+        const gaveUp: number[] = [];
+        let attempts = 0;
+        const reader = await consume(
+          'dead',
+          () => {
+            attempts++;
+            throw new Error('always');
+          },
+          {
+            maxDeliver: 2,
+            onGiveUp: async (m) => {
+              gaveUp.push(m.seq);
+              await held.wait;
+            },
+          },
+        );
+        await publishMany(1);
+        await eventually(() => gaveUp.length === 1);
+        let stopped = false;
+        const stopping = reader.stop().then(() => {
+          stopped = true;
+        });
+        await chance();
+        expect(stopped).toBe(false);
+        held.open();
+        await stopping;
+        expect(attempts).toBe(2);
+
+        const later: number[] = [];
+        await consume('dead', (m) => void later.push(m.seq), { maxDeliver: 2 });
+        await publishMany(1);
+        await eventually(() => later.length === 1);
+        expect(later).toEqual([2]);
+        expect(gaveUp).toEqual([1]);
       });
 
       it('resumes a durable where its stopped readers left off', async () => {

@@ -7,6 +7,7 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { stopAllServers } from '../helpers/servers.js';
+import { featuresBenchmark } from './features.js';
 import { removeTempDirs, stopAllChildren } from './processes.js';
 import { describeMachine, formatText, writeReport } from './report.js';
 import type { Benchmark, BenchOptions } from './report.js';
@@ -19,6 +20,7 @@ const BENCHMARKS: readonly Benchmark[] = [
   runtimeBenchmark,
   retrievalTowerBenchmark,
   retrievalBenchmark,
+  featuresBenchmark,
 ];
 
 const DEFAULT_OUT_DIR = '.bench';
@@ -36,9 +38,9 @@ function usage(): string {
     '',
     'options:',
     '  --requests N   requests per sequential (one in flight) measurement',
-    '  --seconds S    duration of each throughput measurement',
+    '  --seconds S    duration of each throughput measurement (features: the event-stream measurement)',
     '  --rounds R     repetitions of each measurement; the report shows the median',
-    '  --items N      items in the data set of benchmarks that build one (retrieval)',
+    '  --items N      items in the data set of benchmarks that build one (retrieval, features)',
     "  --model DIR    index this retrieval model's item embeddings instead (retrieval)",
     '  --layouts L,.. only these layouts (retrieval: 1, 2, 4, 4x1 = 4 shards in one process)',
     '  --workers N    search worker threads per item shard, 0: inline (retrieval; default: config)',

@@ -68,6 +68,7 @@ const DEFAULTS: ResolvedConfig = {
   },
   features: {
     definitions: 'configs/features.yaml',
+    embeddedDataset: 'demo',
     cacheMaxEntries: 100_000,
     cacheTtlMs: 5_000,
     readTimeoutMs: 50,
