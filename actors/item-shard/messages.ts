@@ -26,6 +26,7 @@
  * Every malformed request is answered with `bad_request` naming the field (`vector`, `k`,
  * `exclude[3]`, `items[0].vector`, `events[2].type`, ...).
  */
+import { FEEDBACK_TYPES, FeedbackType } from '../../runtime/events/feedback.js';
 import type { FeedbackFeedStats } from './feedback-feed.js';
 import { BadRequestError } from '../../runtime/errors.js';
 
@@ -102,18 +103,12 @@ export interface DeleteReply {
 }
 
 /**
- * Interactions the counters count: the event types of the project's data sets
- * (`models/data/types.ts`), in the order of their codes there.
+ * Interactions the counters count: the feedback types of the events stream (the event types of the
+ * project's data sets, `models/data/types.ts`, in the order of their codes there).
  */
-export const CounterEventType = {
-  View: 'view',
-  Click: 'click',
-  Like: 'like',
-  Purchase: 'purchase',
-  Rating: 'rating',
-} as const;
-export type CounterEventType = (typeof CounterEventType)[keyof typeof CounterEventType];
-export const COUNTER_EVENT_TYPES: readonly CounterEventType[] = Object.values(CounterEventType);
+export const CounterEventType = FeedbackType;
+export type CounterEventType = FeedbackType;
+export const COUNTER_EVENT_TYPES: readonly CounterEventType[] = FEEDBACK_TYPES;
 
 export interface CounterEvent {
   item_id: string;

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors';
 import { Value } from '@sinclair/typebox/value';
 import { LineCounter, parseDocument } from 'yaml';
+import type { Document } from 'yaml';
 import { ConfigError } from '../errors.js';
 import { ConfigSchema, type ResolvedConfig } from './schema.js';
 
@@ -135,6 +136,28 @@ function isPlainObject(value: unknown): value is PlainObject {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/**
+ * Parses YAML keeping positions, for messages that point at a line; a syntax error throws
+ * {@link ConfigError} on `source` (the file) with its line and column.
+ */
+export function parseYamlDocument(
+  text: string,
+  source: string,
+): { doc: Document.Parsed; lineCounter: LineCounter } {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
+  const syntax = doc.errors[0];
+  if (syntax !== undefined) {
+    const pos = syntax.linePos?.[0] ?? lineCounter.linePos(syntax.pos[0]);
+    throw new ConfigError(
+      source,
+      `YAML syntax error at line ${pos.line}, column ${pos.col}: ${syntax.message}`,
+      { cause: syntax },
+    );
+  }
+  return { doc, lineCounter };
+}
+
 function readYaml(file: string): { raw: unknown; locate: Locate } {
   let text: string;
   try {
@@ -144,17 +167,7 @@ function readYaml(file: string): { raw: unknown; locate: Locate } {
     const what = code === 'ENOENT' ? 'config file not found' : `cannot read config file (${code})`;
     throw new ConfigError(file, what, { cause: err });
   }
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
-  const syntax = doc.errors[0];
-  if (syntax !== undefined) {
-    const pos = syntax.linePos?.[0] ?? lineCounter.linePos(syntax.pos[0]);
-    throw new ConfigError(
-      file,
-      `YAML syntax error at line ${pos.line}, column ${pos.col}: ${syntax.message}`,
-      { cause: syntax },
-    );
-  }
+  const { doc, lineCounter } = parseYamlDocument(text, file);
   const locate: Locate = (segments) => {
     // The key itself may be absent (a default, or a cross-field error): point at its nearest parent.
     for (let n = segments.length; n > 0; n--) {

@@ -8,8 +8,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { LineCounter, parseDocument } from 'yaml';
-import { defaultConfigPath } from '../config/load.js';
+import { defaultConfigPath, parseYamlDocument } from '../config/load.js';
 import type { FeaturesConfig } from '../config/schema.js';
 import { BadRequestError, ConfigError } from '../errors.js';
 import {
@@ -127,17 +126,7 @@ export function loadFeatureDefinitions(path: string): FeatureDefinitions {
  * whose message ends with `(source:line:column)`.
  */
 export function parseFeatureDefinitions(text: string, source: string): FeatureDefinitions {
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
-  const syntax = doc.errors[0];
-  if (syntax !== undefined) {
-    const pos = syntax.linePos?.[0] ?? lineCounter.linePos(syntax.pos[0]);
-    throw new ConfigError(
-      source,
-      `YAML syntax error at line ${pos.line}, column ${pos.col}: ${syntax.message}`,
-      { cause: syntax },
-    );
-  }
+  const { doc, lineCounter } = parseYamlDocument(text, source);
   let raw: unknown;
   try {
     raw = doc.toJS();

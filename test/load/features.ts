@@ -30,7 +30,7 @@ import { startNatsServer, startRedisServer } from '../helpers/servers.js';
 import type { NatsServerHandle, RedisServerHandle } from '../helpers/servers.js';
 import type { Benchmark, BenchOptions, BenchReport, Check } from './report.js';
 import { fmt } from './report.js';
-import { LatencyRecorder, median } from './stats.js';
+import { LatencyRecorder, measureCalls, median } from './stats.js';
 import type { LatencySummary } from './stats.js';
 
 const DEFAULTS = { items: 100_000, requests: 1000, rounds: 3, seconds: 5 };
@@ -141,21 +141,6 @@ function decodeStored(value: string): unknown {
   return JSON.parse(value.slice(second + 1));
 }
 
-async function measure(
-  requests: number,
-  warmup: number,
-  call: (i: number) => Promise<unknown>,
-): Promise<LatencySummary> {
-  for (let i = 0; i < warmup; i++) await call(i);
-  const recorder = new LatencyRecorder(requests);
-  for (let i = 0; i < requests; i++) {
-    const started = process.hrtime.bigint();
-    await call(i);
-    recorder.record(Number(process.hrtime.bigint() - started) / 1000);
-  }
-  return recorder.summary();
-}
-
 /** Zipf ranks by inverse transform over the cumulative weights. */
 function zipfSampler(items: number, exponent: number, seed: number): () => number {
   const cumulative = new Float64Array(items);
@@ -250,10 +235,10 @@ async function benchReads(
       for (let r = 0; r < rounds; r++) {
         const order: System[] = r % 2 === 0 ? ['ours', 'raw', 'parse'] : ['parse', 'raw', 'ours'];
         for (const system of order) {
-          figures.cold[system].push(await measure(requests, WARMUP_REQUESTS, ops[system]));
+          figures.cold[system].push(await measureCalls(requests, WARMUP_REQUESTS, ops[system]));
         }
         figures.warm.push(
-          await measure(requests, WARMUP_REQUESTS, (i) =>
+          await measureCalls(requests, WARMUP_REQUESTS, (i) =>
             warmReader.read(warmSets[i % warmSets.length] as string[]),
           ),
         );
@@ -290,7 +275,7 @@ async function benchReads(
     // Warm up on other draws, then count the hit rate of the measured reads only.
     for (let i = 0; i < 512; i++) await zipfReader.read(draw());
     const before = zipf.stats().cache;
-    const latency = await measure(requests, 0, zipfRead);
+    const latency = await measureCalls(requests, 0, zipfRead);
     const after = zipf.stats().cache;
     const hits = after.hits - before.hits;
     const lookups = hits + after.misses - before.misses;

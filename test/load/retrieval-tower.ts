@@ -10,7 +10,7 @@ import { userBatch } from '../../models/retrieval/features.js';
 import type { UserQuery } from '../../models/retrieval/scorer.js';
 import type { Benchmark, BenchOptions, BenchReport } from './report.js';
 import { fmt } from './report.js';
-import { LatencyRecorder, median } from './stats.js';
+import { measureCalls, median } from './stats.js';
 import type { LatencySummary } from './stats.js';
 
 const USERS = 50_000;
@@ -28,17 +28,6 @@ function queries(count: number, historyLength: number): UserQuery[] {
     userIndex: i % 10 === 0 ? -1 : next(USERS),
     history: Int32Array.from({ length: next(historyLength + 1) }, () => next(ITEMS)),
   }));
-}
-
-async function measure(requests: number, call: (i: number) => unknown): Promise<LatencySummary> {
-  for (let i = 0; i < Math.min(1000, requests); i++) await call(i);
-  const recorder = new LatencyRecorder(requests);
-  for (let i = 0; i < requests; i++) {
-    const started = process.hrtime.bigint();
-    await call(i);
-    recorder.record(Number(process.hrtime.bigint() - started) / 1000);
-  }
-  return recorder.summary();
 }
 
 async function run(options: BenchOptions): Promise<BenchReport> {
@@ -69,9 +58,15 @@ async function run(options: BenchOptions): Promise<BenchReport> {
   try {
     for (let round = 1; round <= rounds; round++) {
       options.progress(`round ${round}/${rounds}: onnxruntime, one user at a time`);
-      onnx.push(await measure(requests, (i) => tower.encodeUser(at(i))));
+      onnx.push(
+        await measureCalls(requests, Math.min(1000, requests), (i) => tower.encodeUser(at(i))),
+      );
       options.progress(`round ${round}/${rounds}: TypeScript, one user at a time`);
-      ts.push(await measure(requests, (i) => model.encodeUsers(userBatch([at(i)], 20))));
+      ts.push(
+        await measureCalls(requests, Math.min(1000, requests), (i) =>
+          model.encodeUsers(userBatch([at(i)], 20)),
+        ),
+      );
       const inputs = userBatch(sample.slice(0, 256), shape.historyLength);
       const started = performance.now();
       for (let i = 0; i < 20; i++) await tower.encodeBatch(inputs);

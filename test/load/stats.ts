@@ -95,6 +95,25 @@ export async function runSequential(op: Operation, requests: number): Promise<Se
   return { latency: recorder.summary(), rate: throughput(requests, elapsed) };
 }
 
+/**
+ * `warmup` untimed calls, then `requests` calls one after another, each timed on the
+ * high-resolution clock: the latency of one operation with nothing else in flight.
+ */
+export async function measureCalls(
+  requests: number,
+  warmup: number,
+  call: (i: number) => unknown,
+): Promise<LatencySummary> {
+  for (let i = 0; i < warmup; i++) await call(i);
+  const recorder = new LatencyRecorder(requests);
+  for (let i = 0; i < requests; i++) {
+    const started = process.hrtime.bigint();
+    await call(i);
+    recorder.record(Number(process.hrtime.bigint() - started) / 1000);
+  }
+  return recorder.summary();
+}
+
 export interface ClosedLoopResult {
   latency: LatencySummary;
   /** Completed requests per second. */

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
+import { badRequest } from '../helpers/assertions.js';
 import { itemEventsSubjects } from '../../actors/item-shard/index.js';
 import { BadRequestError } from '../../runtime/errors.js';
 import {
@@ -43,17 +44,6 @@ const impression = (over: Record<string, unknown> = {}): Record<string, unknown>
 });
 
 const json = (value: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(value));
-
-/** The error `fn` throws, which must be a `BadRequestError`. */
-function badRequest(fn: () => unknown): BadRequestError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(BadRequestError);
-    return err as BadRequestError;
-  }
-  throw new Error('expected a BadRequestError');
-}
 
 describe('feedback events', () => {
   it('parses an event from JSON bytes or an object, keeping only its fields', () => {

@@ -181,9 +181,7 @@ describe('item shards counting the feedback stream, on the in-process cluster', 
       }),
     );
   const stats = async (node: RunningNode, shard: number): Promise<Stats> =>
-    (await node.client
-      .grouped<ItemShardProtocol>('items')
-      .ask(String(shard), 'stats', {}));
+    await node.client.grouped<ItemShardProtocol>('items').ask(String(shard), 'stats', {});
 
   it('counts what is published on every replica, and again after a restart', async () => {
     const prefix = uniquePrefix();
