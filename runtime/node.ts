@@ -158,6 +158,8 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
   }
   if (options.cluster !== undefined) options.cluster.featureStore ??= features.store;
 
+  // Actors get the cluster's KV when there is one, and a bucket store of this node's own otherwise.
+  const actorKv: KvStore = kv ?? new MemoryKvStore();
   const keyed = kinds.filter((kind) => kind.placement === 'keyed').map((kind) => kind.name);
   const placement: Placement =
     kv === undefined
@@ -203,6 +205,7 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
     client,
     streams,
     features,
+    kv: actorKv,
   });
   try {
     await host.start();

@@ -3,6 +3,7 @@
  * a time; everything it needs from the runtime (logger, timers, a client for other actors, the
  * event streams, its key) arrives in its context, so a test can build one with fakes.
  */
+import type { KvStore } from '../kv/types.js';
 import type { FeatureServices } from '../features/services.js';
 import type { Logger } from 'pino';
 import type { ActorClient } from '../client/client.js';
@@ -35,6 +36,11 @@ export interface ActorContext {
    * every node (`startNode`); absent only on a bare host built without it (runtime tests).
    */
   readonly features?: FeatureServices;
+  /**
+   * Key-value buckets (NATS KV, or memory in embedded mode): live configuration an actor watches,
+   * such as which model version serves. Absent only on a bare host built without it.
+   */
+  readonly kv?: KvStore;
 }
 
 export abstract class Actor<P extends Protocol = Protocol> {

@@ -5,6 +5,7 @@
  * no longer owns is refused as `not_owner` (the caller retries elsewhere), and a full mailbox says
  * `overloaded`. Everything a handler throws becomes an error reply; nothing kills the subscription.
  */
+import type { KvStore } from '../kv/types.js';
 import type { FeatureServices } from '../features/services.js';
 import type { Logger } from 'pino';
 import type { Counter, Histogram } from 'prom-client';
@@ -30,6 +31,7 @@ export interface DispatcherOptions {
   client: ActorClient;
   streams: StreamStore;
   features: FeatureServices | undefined;
+  kv: KvStore | undefined;
   metrics: RuntimeMetrics;
   service: MicroService;
   /** Subject pattern shown per endpoint by `$SRV.INFO`, e.g. `recsys.user.*.*.<op>`. */
@@ -217,6 +219,7 @@ export class Dispatcher {
         client: this.options.client,
         streams: this.options.streams,
         ...(this.options.features === undefined ? {} : { features: this.options.features }),
+        ...(this.options.kv === undefined ? {} : { kv: this.options.kv }),
       };
       activation = new Activation(this.kind, context, this.options.mailboxCapacity);
       this.activations.set(key, activation);

@@ -4,6 +4,7 @@
  * registers each kind with the NATS services protocol, passivates idle actors, and shuts down
  * gracefully: stop taking work, drain, deactivate, release leases.
  */
+import type { KvStore } from '../kv/types.js';
 import type { FeatureServices } from '../features/services.js';
 import type { Logger } from 'pino';
 import type { ActorKind } from '../actor/actor.js';
@@ -53,6 +54,8 @@ export interface ActorHostOptions {
   streams?: StreamStore;
   /** The feature store handed to actors; none when not given. */
   features?: FeatureServices;
+  /** Key-value buckets handed to actors; none when not given. */
+  kv?: KvStore;
 }
 
 interface ServedPartition {
@@ -273,6 +276,7 @@ export class ActorHost implements PartitionListener {
       client: this.client,
       streams: this.streams,
       features: this.config.features,
+      kv: this.config.kv,
       metrics: this.metrics,
       service,
       endpointSubject: (op) =>

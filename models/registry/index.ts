@@ -1,0 +1,1 @@
+export { ModelRegistry, checkSlot, registryBucketName, type RegistryEntry } from './registry.js';
