@@ -7,7 +7,10 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { stopAllServers } from '../helpers/servers.js';
+import { deepFmBenchmark } from './deepfm.js';
 import { featuresBenchmark } from './features.js';
+import { gbdtBenchmark } from './gbdt.js';
+import { gbdtServeBenchmark } from './gbdt-serve.js';
 import { removeTempDirs, stopAllChildren } from './processes.js';
 import { describeMachine, formatText, writeReport } from './report.js';
 import type { Benchmark, BenchOptions } from './report.js';
@@ -21,6 +24,9 @@ const BENCHMARKS: readonly Benchmark[] = [
   retrievalTowerBenchmark,
   retrievalBenchmark,
   featuresBenchmark,
+  gbdtBenchmark,
+  gbdtServeBenchmark,
+  deepFmBenchmark,
 ];
 
 const DEFAULT_OUT_DIR = '.bench';
