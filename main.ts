@@ -7,11 +7,13 @@ import { buildDemoModel } from './models/cli/demo.js';
 import { registerDataImportCommand } from './models/cli/data-import.js';
 import { registerDataCommands } from './models/cli/data.js';
 import { registerEvalCommand } from './models/cli/eval.js';
+import { registerEvalRankingCommand } from './models/cli/eval-ranking.js';
 import {
   loadEmbeddedBatchFeatures,
   registerMaterializeCommands,
 } from './models/cli/materialize.js';
 import { registerTrainCommands } from './models/cli/train.js';
+import { registerTrainRankerCommand } from './models/cli/train-ranker.js';
 import { createBuiltinKinds } from './actors/kinds.js';
 import { buildProgram } from './runtime/cli/program.js';
 
@@ -21,9 +23,11 @@ await buildProgram({
     registerDataCommands,
     registerDataImportCommand,
     registerEvalCommand,
+    registerEvalRankingCommand,
     registerIndexCommand,
     registerMaterializeCommands,
     registerTrainCommands,
+    registerTrainRankerCommand,
   ],
   prepareStart: async (context) => {
     await prepareDemoIndex(

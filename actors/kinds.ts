@@ -13,6 +13,8 @@ import { ConfigError } from '../runtime/errors.js';
 import { loadConfiguredDefinitions } from '../runtime/features/definitions.js';
 import { featuresKind } from './features/index.js';
 import { itemShardKind } from './item-shard/index.js';
+import { loadRanker } from '../models/ranking/ranker.js';
+import { RANK_KIND, localRankerSlots, rankerKind } from './ranker/index.js';
 
 /** The index folder the item shards serve: `items.index_version`, else the newest one built. */
 export function resolveIndexDir(config: ResolvedConfig): string | undefined {
@@ -67,6 +69,10 @@ export function createBuiltinKinds({ config, log }: KindModuleContext): ActorKin
     );
   } else {
     log.info('no item index built yet: item shards are not started');
+  }
+  const modelsDir = resolve(config.data.dir, 'models');
+  if (wanted.has(RANK_KIND) || localRankerSlots(modelsDir).length > 0) {
+    kinds.push(rankerKind({ modelsDir, load: (dir) => loadRanker(dir) }));
   }
   return kinds;
 }

@@ -74,6 +74,8 @@ export interface RunningNode {
   readonly streams: StreamStore;
   /** The feature store this node's actors use. */
   readonly features: FeatureServices;
+  /** The key-value buckets this node's actors use (the model registry lives there). */
+  readonly kv: KvStore;
   readonly metrics: RuntimeMetrics;
   /** The `/metrics` endpoint, when `metrics.port` is not 0. */
   readonly metricsServer: MetricsServer | undefined;
@@ -235,6 +237,7 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
     transport,
     streams,
     features,
+    kv: actorKv,
     metrics,
     metricsServer,
     stop: () =>

@@ -14,6 +14,7 @@ import { gbdtServeBenchmark } from './gbdt-serve.js';
 import { removeTempDirs, stopAllChildren } from './processes.js';
 import { describeMachine, formatText, writeReport } from './report.js';
 import type { Benchmark, BenchOptions } from './report.js';
+import { rankingBenchmark } from './ranking.js';
 import { retrievalBenchmark } from './retrieval.js';
 import { retrievalTowerBenchmark } from './retrieval-tower.js';
 import { runtimeBenchmark } from './runtime.js';
@@ -27,6 +28,7 @@ const BENCHMARKS: readonly Benchmark[] = [
   gbdtBenchmark,
   gbdtServeBenchmark,
   deepFmBenchmark,
+  rankingBenchmark,
 ];
 
 const DEFAULT_OUT_DIR = '.bench';

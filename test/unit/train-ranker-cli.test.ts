@@ -1,0 +1,242 @@
+/**
+ * `recsys train ranker` and `recsys eval ranking` on a tiny generated world with a tiny retrieval
+ * model: the training command writes a GBDT and a DeepFM folder that `loadRanker` opens, trained
+ * only on events before the test part; the evaluation prints the retrieval order, both rankers and
+ * popularity over the same queries; bad arguments and models that do not fit are refused by name.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { Command, CommanderError } from 'commander';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+
+import { registerEvalCommand } from '../../models/cli/eval.js';
+import { registerEvalRankingCommand, runEvalRanking } from '../../models/cli/eval-ranking.js';
+import { registerTrainCommands, runTrainRetrieval } from '../../models/cli/train.js';
+import {
+  registerTrainRankerCommand,
+  resolveModelDir,
+  runTrainRanker,
+} from '../../models/cli/train-ranker.js';
+import type { TrainRankerFlags, TrainRankerResult } from '../../models/cli/train-ranker.js';
+import { DataOptionError } from '../../models/data/errors.js';
+import { SCALES, generateDataset } from '../../models/data/generate.js';
+import { readGbdtRankerArtifact, RankerArtifactError } from '../../models/ranking/gbdt-artifact.js';
+import { loadRanker } from '../../models/ranking/ranker.js';
+import { RetrievalArtifactError } from '../../models/retrieval/artifact.js';
+
+const quiet = (): void => undefined;
+
+describe('recsys train ranker and eval ranking', () => {
+  let root: string;
+  let config: string;
+  let data: string;
+  let other: string;
+  let retrieval: string;
+  let trained: TrainRankerResult;
+
+  const flags = (over: Partial<TrainRankerFlags> = {}): TrainRankerFlags => ({
+    data,
+    retrieval,
+    kind: 'both',
+    queries: 160,
+    candidates: 20,
+    horizonHours: 24,
+    split: 'temporal',
+    testFraction: 0.3,
+    validFraction: 0.25,
+    trees: 20,
+    epochs: 2,
+    seed: 1,
+    config,
+    progress: false,
+    ...over,
+  });
+
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), 'recsys-train-ranker-'));
+    config = join(root, 'config.yaml');
+    await writeFile(config, `data:\n  dir: ${join(root, 'data')}\n`);
+    data = join(root, 'world');
+    other = join(root, 'other');
+    await generateDataset({ dir: data, ...SCALES.tiny, days: 8, seed: 9 });
+    await generateDataset({ dir: other, ...SCALES.tiny, days: 4, seed: 10 });
+    const model = await runTrainRetrieval(
+      {
+        data,
+        config,
+        epochs: 1,
+        dims: 8,
+        hiddenUnits: 16,
+        historyLength: 8,
+        batchSize: 128,
+        split: 'temporal',
+        testFraction: 0.3,
+        coldHalfLifeDays: 1,
+        eval: false,
+      },
+      {},
+      quiet,
+    );
+    retrieval = model.artifact.dir;
+    trained = await runTrainRanker(flags(), {}, quiet);
+  }, 60_000);
+
+  afterAll(async () => {
+    if (root !== undefined) await rm(root, { recursive: true, force: true });
+  });
+
+  it('writes a GBDT and a DeepFM folder under <data.dir>/models that loadRanker opens', async () => {
+    expect(trained.rankers.map((r) => r.kind)).toEqual(['gbdt', 'deepfm']);
+    const [gbdt, deepfm] = trained.rankers;
+    expect(gbdt?.dir).toBe(join(root, 'data', 'models', 'ranker-gbdt', gbdt?.version ?? ''));
+    expect(deepfm?.dir).toBe(join(root, 'data', 'models', 'ranker-deepfm', deepfm?.version ?? ''));
+    for (const r of trained.rankers) {
+      const ranker = await loadRanker(r.dir);
+      try {
+        expect(ranker.kind).toBe(r.kind);
+        expect(ranker.version).toBe(r.version);
+        const scores = await ranker.score(new Float32Array(3 * ranker.schema.size).fill(1), 3);
+        expect(scores).toHaveLength(3);
+        expect(Number.isFinite(scores[0])).toBe(true);
+      } finally {
+        await ranker.close();
+      }
+      expect(r.validNdcg).toBeGreaterThan(0);
+    }
+    // The folder of versions resolves to the newest.
+    expect(await resolveModelDir(join(root, 'data', 'models', 'ranker-gbdt'), '--ranker')).toBe(
+      gbdt?.dir,
+    );
+  });
+
+  it('reads nothing at or after the cutoff: validation, then the test part, come last', async () => {
+    const { examples, cutoff } = trained;
+    expect(cutoff).not.toBeNull();
+    expect(examples.from).toBeLessThan(examples.validStart);
+    expect(examples.validStart).toBeLessThan(examples.to);
+    expect(examples.to).toBe(cutoff);
+    const { manifest } = await readGbdtRankerArtifact(trained.rankers[0]?.dir ?? '');
+    expect(manifest.data?.split).toEqual({ kind: 'temporal', cutoff });
+    expect(manifest.data?.retrieval.cutoff).toBe(cutoff);
+    expect(manifest.training.history?.bestIteration).toBe(trained.rankers[0]?.rounds);
+  });
+
+  it('prints the four rows of `eval ranking` through the command line', async () => {
+    const program = new Command('recsys').exitOverride();
+    registerEvalCommand(program);
+    registerEvalRankingCommand(program);
+    const out: string[] = [];
+    const write = vi
+      .spyOn(process.stdout, 'write')
+      .mockImplementation((chunk: string | Uint8Array) => {
+        out.push(String(chunk));
+        return true;
+      });
+    const error = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    try {
+      await program.parseAsync(
+        [
+          'eval',
+          'ranking',
+          '--data',
+          data,
+          '--retrieval',
+          retrieval,
+          '--ranker',
+          ...trained.rankers.map((r) => r.dir),
+          '--queries',
+          '60',
+          '--candidates',
+          '20',
+          '--test-fraction',
+          '0.3',
+          '-c',
+          config,
+          '--no-progress',
+        ],
+        { from: 'user' },
+      );
+    } finally {
+      write.mockRestore();
+      error.mockRestore();
+    }
+    expect(process.exitCode ?? 0).toBe(0);
+    const text = out.join('');
+    const table = text.slice(text.indexOf('ranking  '));
+    const rows = table.trim().split('\n').slice(1, 5);
+    expect(rows.map((row) => row.split(/\s{2,}/)[0])).toEqual([
+      'retrieval order',
+      `gbdt ${trained.rankers[0]?.version}`,
+      `deepfm ${trained.rankers[1]?.version}`,
+      'popularity',
+    ]);
+    expect(rows[0]).toMatch(/\s1\.000$/);
+    expect(table.split('\n')[0]).toMatch(/NDCG@10\s+× retrieval$/);
+  });
+
+  it('names the argument that is wrong', async () => {
+    const program = new Command('recsys').exitOverride().configureOutput({
+      writeErr: quiet,
+      writeOut: quiet,
+    });
+    registerTrainCommands(program);
+    registerTrainRankerCommand(program);
+    const parse = (args: string[]): Promise<unknown> =>
+      program.parseAsync(['train', 'ranker', ...args], { from: 'user' }).catch((e: unknown) => e);
+    const base = ['--data', data, '--retrieval', retrieval];
+    const cases: Array<[string[], RegExp]> = [
+      [['--data', data], /required option '--retrieval <dir>'/],
+      [[...base, '--kind', 'xgboost'], /'--kind <kind>' argument 'xgboost' is invalid/],
+      [[...base, '--queries', '1'], /'--queries <n>' argument '1' is invalid/],
+      [[...base, '--horizon-hours', '0'], /'--horizon-hours <h>' argument '0' is invalid/],
+      [[...base, '--valid-fraction', '1'], /'--valid-fraction <f>' argument '1' is invalid/],
+    ];
+    for (const [args, message] of cases) {
+      const err = await parse(args);
+      expect(err, args.join(' ')).toBeInstanceOf(CommanderError);
+      expect((err as Error).message).toMatch(message);
+    }
+
+    await expect(runTrainRanker(flags({ retrieval: root }), {}, quiet)).rejects.toThrow(
+      DataOptionError,
+    );
+    await expect(runTrainRanker(flags({ retrieval: root }), {}, quiet)).rejects.toThrow(
+      /^--retrieval names no model: /,
+    );
+    // A retrieval model of another data set, and one that has seen the test part.
+    await expect(runTrainRanker(flags({ data: other }), {}, quiet)).rejects.toThrow(
+      RetrievalArtifactError,
+    );
+    await expect(
+      runTrainRanker(flags({ testFraction: 0.5, kind: 'gbdt' }), {}, quiet),
+    ).rejects.toThrow(/includes events of the test part/);
+  });
+
+  it('refuses to evaluate a ranker that trained on the test part', async () => {
+    const leaky = await runTrainRanker(flags({ split: 'none', kind: 'gbdt' }), {}, quiet);
+    const dir = leaky.rankers[0]?.dir ?? '';
+    const run = runEvalRanking(
+      {
+        data,
+        retrieval,
+        ranker: [dir],
+        queries: 20,
+        candidates: 20,
+        horizonHours: 24,
+        testFraction: 0.3,
+        k: [10],
+        seed: 0,
+        config,
+        progress: false,
+      },
+      {},
+      quiet,
+    );
+    await expect(run).rejects.toThrow(RankerArtifactError);
+    await expect(run).rejects.toThrow(
+      /trained on every event, which includes events of the test part/,
+    );
+  });
+});
