@@ -71,9 +71,13 @@ export interface EvalRankingResult {
 
 /**
  * Throws `RankerArtifactError` unless the ranker at `dir` was trained on this data set and only on
- * events before `cutoff`.
+ * events before `cutoff`; returns the version of the retrieval model it was trained with.
  */
-async function checkRankerFits(dir: string, dataset: Dataset, cutoff: number): Promise<void> {
+async function checkRankerFits(
+  dir: string,
+  dataset: Dataset,
+  cutoff: number,
+): Promise<string | undefined> {
   const where = join(dir, RANKER_MANIFEST_FILE);
   const manifest = await readRankerManifest(dir);
   const data = manifest['data'] as Partial<RankerTrainingData> | null | undefined;
@@ -91,6 +95,7 @@ async function checkRankerFits(dir: string, dataset: Dataset, cutoff: number): P
       `was trained on ${trained === null ? 'every event' : `events before ${iso(trained)}`}, which includes events of the test part (from ${iso(cutoff)}); train it with the same temporal split`,
     );
   }
+  return data?.retrieval?.version;
 }
 
 /** Runs `eval ranking` as the flags say. */
@@ -118,7 +123,15 @@ export async function runEvalRanking(
   const cutoff = split.cutoff;
   const retrieval = await openRetrieval(retrievalDir, dataset);
   checkRetrievalBefore(retrieval, cutoff);
-  for (const dir of rankerDirs) await checkRankerFits(dir, dataset, cutoff);
+  const notes: string[] = [];
+  for (const dir of rankerDirs) {
+    const trainedWith = await checkRankerFits(dir, dataset, cutoff);
+    if (trainedWith !== retrieval.version) {
+      notes.push(
+        `note: ${dir} was trained on the candidates of retrieval model ${trainedWith ?? 'unknown'}, not ${retrieval.version}`,
+      );
+    }
+  }
   const rankers: RankerModel[] = [];
   try {
     for (const dir of rankerDirs) rankers.push(await loadRanker(dir));
@@ -153,9 +166,9 @@ export async function runEvalRanking(
     const { stats } = examples;
     const intro = [
       `Ranking on the test part of the temporal split at ${iso(cutoff)}: ${stats.points} query points drawn from the test events (a user at the time of one of their events), each with the retrieval model's top ${flags.candidates} candidates as of that time (items the user had already interacted with, and items not yet created, left out), features as the online store served them then, and labels from the user's events on each candidate within ${flags.horizonHours} h (purchase 4, like 3, click 2, view 1; ratings graded by value).`,
-      `${evaluation.queries} queries kept (${stats.withoutPositives} with no positive candidate and ${stats.withoutCandidates} with no candidate left out), ${evaluation.rows} rows, ${evaluation.positives} positive. NDCG as LightGBM defines it: gain 2^label - 1, log2 discount, ties in retrieval order. Retrieval model ${retrieval.version}; examples built in ${examplesSeconds.toFixed(1)} s.`,
+      `${evaluation.queries} queries kept (${stats.withoutPositives} with no positive candidate and ${stats.withoutCandidates} with no candidate left), ${evaluation.rows} rows, ${evaluation.positives} positive. NDCG as LightGBM defines it: gain 2^label - 1, log2 discount, ties in retrieval order. Retrieval model ${retrieval.version}; examples built in ${examplesSeconds.toFixed(1)} s.`,
     ];
-    const text = `${wrap(intro.join(' '))}\n\n${formatRankingTable(evaluation)}\ntotal ${((performance.now() - started) / 1000).toFixed(1)} s\n`;
+    const text = `${wrap(intro.join(' '))}\n${notes.map((note) => `${note}\n`).join('')}\n${formatRankingTable(evaluation)}\ntotal ${((performance.now() - started) / 1000).toFixed(1)} s\n`;
     return {
       datasetDir,
       retrievalDir,
@@ -238,7 +251,7 @@ export function registerEvalRankingCommand(program: Command): void {
   evalCommand
     .command('ranking')
     .description(
-      'Offline evaluation of the ranking stage on the test part: NDCG of the retrieval order, each ranker and popularity over the same candidates',
+      'Offline evaluation of the ranking stage on the test part: NDCG of the retrieval order, each ranker and popularity over the same candidates. Of the global options it reads --data, --test-fraction, --k (default here: 10), --seed (of the query sample), --json, --config and --no-progress',
     )
     .requiredOption(
       '--retrieval <dir>',

@@ -131,6 +131,7 @@ export interface TrainRankerFlags {
   retrieval: string;
   kind: 'gbdt' | 'deepfm' | 'both';
   queries: number;
+  sampling: 'users' | 'events';
   candidates: number;
   horizonHours: number;
   split: 'temporal' | 'none';
@@ -204,6 +205,7 @@ export async function runTrainRanker(
     kinds,
     cutoff,
     queries: flags.queries,
+    sampling: flags.sampling,
     candidates: flags.candidates,
     horizonMs: Math.round(flags.horizonHours * HOUR_MS),
     validFraction: flags.validFraction,
@@ -304,6 +306,14 @@ export function registerTrainRankerCommand(program: Command): void {
         .default('gbdt'),
     )
     .option('--queries <n>', 'query points, training and validation together', integer(2), 4000)
+    .addOption(
+      new Option(
+        '--sampling <how>',
+        'draw query points user by user (each user weighs about the same) or uniformly over events',
+      )
+        .choices(['users', 'events'])
+        .default('users'),
+    )
     .option('--candidates <k>', "retrieval's top K per query", integer(1), 100)
     .option(
       '--horizon-hours <h>',

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 
 import { BadRequestError, ConfigError, UnavailableError } from '../../runtime/errors.js';
 import { DeepFmArtifactError, loadDeepFmArtifact } from '../deepfm/artifact.js';
-import type { DeepFmManifest } from '../deepfm/artifact.js';
+import type { DeepFmManifest, LoadedDeepFm } from '../deepfm/artifact.js';
 import type { DeepFmModel } from '../deepfm/model.js';
 import { OnnxDeepFm } from '../deepfm/onnx-runtime.js';
 import type { GbdtModel } from '../gbdt/model.js';
@@ -255,7 +255,7 @@ export async function rankerKindOf(dir: string): Promise<RankerKind> {
 
 async function loadDeepFmRanker(dir: string, options: LoadRankerOptions): Promise<DeepFmRanker> {
   const where = join(dir, RANKER_MANIFEST_FILE);
-  let loaded;
+  let loaded: LoadedDeepFm;
   try {
     loaded = await loadDeepFmArtifact(dir);
   } catch (err) {

@@ -16,6 +16,7 @@ import { rm } from 'node:fs/promises';
 
 import { ConfigError } from '../../runtime/errors.js';
 import type { FeatureDefinitions } from '../../runtime/features/types.js';
+import { Rng } from '../data/rng.js';
 import type { Dataset } from '../data/types.js';
 import { writeDeepFmArtifact } from '../deepfm/artifact.js';
 import type { DeepFmOptions } from '../deepfm/model.js';
@@ -30,7 +31,7 @@ import { GbdtObjective, resolveGbdtOptions, trainGbdt } from '../gbdt/train.js';
 import type { GbdtIterationRecord, GbdtTrainOptions } from '../gbdt/train.js';
 import type { RetrievalScorer } from '../retrieval/scorer.js';
 import { buildRankingExamples } from './examples.js';
-import type { RankingExamples, RankingExamplesStats } from './examples.js';
+import type { RankingExamples, RankingExamplesStats, RankingQueryPoint } from './examples.js';
 import { rankingSchema, rankingSchemaJson } from './features.js';
 import type { RankingFeatureSchema } from './features.js';
 import { writeGbdtRankerArtifact } from './gbdt-artifact.js';
@@ -41,19 +42,105 @@ import { evaluateRanking } from './ranking-eval.js';
 
 const DAY_MS = 86_400_000;
 
+/** How training query points are drawn. A const object plus a same-named type. */
+export const QuerySampling = {
+  /**
+   * Every user with events in the window takes a turn, one of their events at a time (in a
+   * seeded random order), until the count is reached: each user weighs about the same.
+   */
+  Users: 'users',
+  /** Uniformly over the window's events: a user weighs as much as they are active. */
+  Events: 'events',
+} as const;
+export type QuerySampling = (typeof QuerySampling)[keyof typeof QuerySampling];
+
+/**
+ * `count` query points from the events with times in `[from, until]`, user by user (see
+ * {@link QuerySampling.Users}): the users in a seeded random order take turns, each giving one of
+ * their events (a seeded random order of their own) per round, until `count` points are drawn or
+ * every event is. A (user, time) drawn twice is kept once. Sorted by time, then user.
+ */
+export function userBalancedQueryPoints(
+  dataset: Dataset,
+  count: number,
+  from: number,
+  until: number,
+  seed: number,
+): RankingQueryPoint[] {
+  const { ts, user } = dataset.events;
+  const lo = lowerBound(ts, dataset.events.length, from);
+  const hi = lowerBound(ts, dataset.events.length, until, true);
+  const users = dataset.users.ids.length;
+  // The window's events of each user: user u's are byUser[offsets[u] .. offsets[u + 1]).
+  const offsets = new Int32Array(users + 1);
+  for (let e = lo; e < hi; e++) offsets[(user[e] as number) + 1]!++;
+  for (let u = 0; u < users; u++) offsets[u + 1]! += offsets[u] as number;
+  const fill = offsets.slice(0, users);
+  const byUser = new Int32Array(Math.max(0, hi - lo));
+  for (let e = lo; e < hi; e++) byUser[fill[user[e] as number]!++] = e;
+  const rng = new Rng(seed, 13);
+  const shuffle = (values: Int32Array): void => {
+    for (let i = values.length - 1; i > 0; i--) {
+      const j = rng.int(i + 1);
+      const tmp = values[i] as number;
+      values[i] = values[j] as number;
+      values[j] = tmp;
+    }
+  };
+  for (let u = 0; u < users; u++) {
+    shuffle(byUser.subarray(offsets[u], offsets[u + 1]));
+  }
+  const active = Int32Array.from({ length: users }, (_, u) => u).filter(
+    (u) => (offsets[u + 1] as number) > (offsets[u] as number),
+  );
+  shuffle(active);
+  const seen = new Set<string>();
+  const points: RankingQueryPoint[] = [];
+  for (let round = 0, any = true; any && points.length < count; round++) {
+    any = false;
+    for (let k = 0; k < active.length && points.length < count; k++) {
+      const u = active[k] as number;
+      const at = (offsets[u] as number) + round;
+      if (at >= (offsets[u + 1] as number)) continue;
+      any = true;
+      const timeMs = ts[byUser[at] as number] as number;
+      const key = `${u}@${timeMs}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      points.push({ user: u, timeMs });
+    }
+  }
+  return points.sort((a, b) => a.timeMs - b.timeMs || a.user - b.user);
+}
+
+/** First position with `ts >= value` (or `ts > value` when `after`) in a sorted prefix. */
+function lowerBound(ts: ArrayLike<number>, n: number, value: number, after = false): number {
+  let lo = 0;
+  let hi = n;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const t = ts[mid] as number;
+    if (after ? t > value : t >= value) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}
+
 /**
  * The GBDT recipe of a ranker unless told otherwise: LambdaRank on NDCG@10, up to 300 trees at a
- * learning rate of 0.05 with early stopping after 30 rounds without gain, and leaves kept small
- * and well filled (15 leaves of at least 100 rows, L2 10, 70 % of the features and rows per tree):
- * a ranking log is noisy and its users few, and bigger trees learned the training users rather
- * than the task (measured on the synthetic world and ml-latest-small; see the README).
+ * learning rate of 0.05 with early stopping after 30 rounds without gain, and small, well-filled
+ * leaves (7 leaves of at least 200 rows, L2 10, 70 % of the features and rows per tree). A ranking
+ * log's signal beyond the retrieval score is weak and its users are few: on ml-latest-small
+ * (about 500 training users) 31-leaf trees learned the training users rather than the task, and
+ * lost to the retrieval order on the test part; these kept a lift there and on the synthetic world
+ * (figures in the README).
  */
 export const DEFAULT_RANKER_GBDT: Readonly<GbdtTrainOptions> = Object.freeze({
   objective: GbdtObjective.Lambdarank,
   numIterations: 300,
   learningRate: 0.05,
-  numLeaves: 15,
-  minDataInLeaf: 100,
+  numLeaves: 7,
+  minDataInLeaf: 200,
   lambdaL2: 10,
   featureFraction: 0.7,
   baggingFraction: 0.7,
@@ -96,6 +183,8 @@ export interface RankerPipelineOptions {
   readonly cutoff?: number | null;
   /** Query points, training and validation together. @default 4000 */
   readonly queries?: number;
+  /** How the training and validation query points are drawn. @default 'users' */
+  readonly sampling?: QuerySampling;
   /** Candidates per query. @default 100 */
   readonly candidates?: number;
   /** Labels: the user's events within this long after the query. @default 86400000 (a day) */
@@ -130,6 +219,7 @@ export interface ResolvedRankerPipelineOptions {
   readonly kinds: readonly RankerKind[];
   readonly cutoff: number | null;
   readonly queries: number;
+  readonly sampling: QuerySampling;
   readonly candidates: number;
   readonly horizonMs: number;
   readonly validFraction: number;
@@ -167,12 +257,17 @@ export function resolveRankerPipelineOptions(
     throw new ConfigError('seed', 'must be a non-negative integer');
   }
   const queries = positiveInteger(options.queries ?? 4000, 'queries');
+  const sampling = options.sampling ?? QuerySampling.Users;
+  if (sampling !== QuerySampling.Users && sampling !== QuerySampling.Events) {
+    throw new ConfigError('sampling', `must be users or events, got ${String(sampling)}`);
+  }
   if (queries < 2) throw new ConfigError('queries', 'must be at least 2 (training and validation)');
   return {
     schema: options.schema ?? rankingSchema(),
     kinds: [...new Set(kinds)],
     cutoff,
     queries,
+    sampling,
     candidates: positiveInteger(options.candidates ?? 100, 'candidates'),
     horizonMs: positiveInteger(options.horizonMs ?? DAY_MS, 'horizonMs'),
     validFraction,
@@ -267,15 +362,7 @@ export async function trainRankers(options: RankerPipelineOptions): Promise<Rank
   const { dataset } = options;
   const { events } = dataset;
   // The training part: the events before the cutoff.
-  let end = events.length;
-  if (o.cutoff !== null) {
-    let lo = 0;
-    while (lo < end) {
-      const mid = (lo + end) >>> 1;
-      if ((events.ts[mid] as number) >= o.cutoff) end = mid;
-      else lo = mid + 1;
-    }
-  }
+  const end = o.cutoff === null ? events.length : lowerBound(events.ts, events.length, o.cutoff);
   if (end < 2) throw new ConfigError('cutoff', 'leaves fewer than two training events');
   const from = events.ts[0] as number;
   const to = o.cutoff ?? (events.ts[events.length - 1] as number) + 1;
@@ -301,13 +388,24 @@ export async function trainRankers(options: RankerPipelineOptions): Promise<Rank
   };
   const examplesStarted = performance.now();
   log(
-    `examples: ${o.queries - validQueries} training queries from ${iso(from)}, ${validQueries} validation queries from ${iso(validStart)}, up to ${iso(to)}; ${o.candidates} candidates each, labels within ${o.horizonMs / 3_600_000} h`,
+    `examples: ${o.queries - validQueries} training queries from ${iso(from)}, ${validQueries} validation queries from ${iso(validStart)}, up to ${iso(to)}, drawn by ${o.sampling}; ${o.candidates} candidates each, labels within ${o.horizonMs / 3_600_000} h`,
   );
+  // Query times leave each label window inside its part.
+  const points = (
+    start: number,
+    stop: number,
+    count: number,
+    seed: number,
+  ): { points?: RankingQueryPoint[] } =>
+    o.sampling === QuerySampling.Users
+      ? { points: userBalancedQueryPoints(dataset, count, start, stop - o.horizonMs, seed) }
+      : {};
   const train = await buildRankingExamples({
     ...common,
     from,
     to: validStart,
     queries: o.queries - validQueries,
+    ...points(from, validStart, o.queries - validQueries, o.seed),
     onProgress: (done, total) => options.onExamples?.('training', done, total),
   });
   const valid = await buildRankingExamples({
@@ -316,6 +414,7 @@ export async function trainRankers(options: RankerPipelineOptions): Promise<Rank
     to,
     queries: validQueries,
     seed: o.seed + 1,
+    ...points(validStart, to, validQueries, o.seed + 1),
     onProgress: (done, total) => options.onExamples?.('validation', done, total),
   });
   const examplesSeconds = (performance.now() - examplesStarted) / 1000;
@@ -353,6 +452,7 @@ export async function trainRankers(options: RankerPipelineOptions): Promise<Rank
       from,
       validStart,
       to,
+      sampling: o.sampling,
       candidates: o.candidates,
       horizonMs: o.horizonMs,
       historyLength: o.historyLength,

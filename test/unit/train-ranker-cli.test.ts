@@ -23,7 +23,17 @@ import type { TrainRankerFlags, TrainRankerResult } from '../../models/cli/train
 import { DataOptionError } from '../../models/data/errors.js';
 import { SCALES, generateDataset } from '../../models/data/generate.js';
 import { readGbdtRankerArtifact, RankerArtifactError } from '../../models/ranking/gbdt-artifact.js';
+import type { RankingExamples } from '../../models/ranking/examples.js';
+import { rankingSchema } from '../../models/ranking/features.js';
 import { loadRanker } from '../../models/ranking/ranker.js';
+import { userBalancedQueryPoints } from '../../models/ranking/train-rankers.js';
+import { DAY_MS, tinyDataset } from '../helpers/eval-data.js';
+import {
+  evaluateRanking,
+  popularityScores,
+  projectRows,
+  retrievalOrderScores,
+} from '../../models/ranking/ranking-eval.js';
 import { RetrievalArtifactError } from '../../models/retrieval/artifact.js';
 
 const quiet = (): void => undefined;
@@ -41,6 +51,7 @@ describe('recsys train ranker and eval ranking', () => {
     retrieval,
     kind: 'both',
     queries: 160,
+    sampling: 'users',
     candidates: 20,
     horizonHours: 24,
     split: 'temporal',
@@ -237,6 +248,81 @@ describe('recsys train ranker and eval ranking', () => {
     await expect(run).rejects.toThrow(RankerArtifactError);
     await expect(run).rejects.toThrow(
       /trained on every event, which includes events of the test part/,
+    );
+  });
+});
+
+describe('ranking evaluation by hand', () => {
+  // Two queries in retrieval order: q0's only relevant item comes last and is the most popular;
+  // q1's is first and the least popular (NaN: unknown to the batch view).
+  const schema = rankingSchema(['retrieval_score', 'item_log_interactions']);
+  const examples = {
+    schema,
+    rows: 5,
+    features: Float32Array.from([0.9, 1, 0.8, 2, 0.7, 3, 0.6, Number.NaN, 0.5, 4]),
+    labels: Float32Array.from([0, 0, 1, 2, 0]),
+    groups: Int32Array.from([3, 2]),
+  } as unknown as RankingExamples;
+
+  it('orders by retrieval (row order) and by popularity at the query time', async () => {
+    expect(retrievalOrderScores(examples.groups)).toEqual(Float64Array.from([-0, -1, -2, -0, -1]));
+    expect(popularityScores(examples)).toEqual(Float64Array.from([1, 2, 3, 0, 4]));
+    const evaluation = await evaluateRanking({ examples, rankers: [], ks: [1, 10] });
+    expect(evaluation).toMatchObject({ queries: 2, rows: 5, positives: 2 });
+    const [retrieval, popularity] = evaluation.contenders;
+    // q0: the relevant item at position 3 (DCG 1 / log2 4 = 0.5); q1: at position 1 (1).
+    expect(retrieval?.ndcg[1]).toBeCloseTo((0.5 + 1) / 2, 12);
+    expect(retrieval?.ndcg[0]).toBeCloseTo(0.5, 12);
+    // Popularity: q0's item first (1); q1's last of two (1 / log2 3).
+    expect(popularity?.name).toBe('popularity');
+    expect(popularity?.ndcg[1]).toBeCloseTo((1 + 1 / Math.log2(3)) / 2, 12);
+    expect(popularity?.lift[1]).toBeCloseTo(
+      (popularity?.ndcg[1] ?? 0) / (retrieval?.ndcg[1] ?? 1),
+      12,
+    );
+  });
+
+  it("picks a ranker's columns from the examples by name", () => {
+    const picked = projectRows(examples, rankingSchema(['item_log_interactions']));
+    expect(Array.from(picked)).toEqual([1, 2, 3, Number.NaN, 4]);
+    expect(projectRows(examples, schema)).toBe(examples.features);
+    expect(() => projectRows(examples, rankingSchema(['item_ctr']))).toThrow(/no item_ctr column/);
+  });
+});
+
+describe('user-balanced query points', () => {
+  // User 0 has 40 events on days 0..39, user 1 has 4 (days 0.5..3.5), user 2 has 2 (days 50, 51).
+  const events = [
+    ...Array.from({ length: 40 }, (_, d) => ({ user: 0, item: d % 5, day: d })),
+    ...Array.from({ length: 4 }, (_, d) => ({ user: 1, item: d, day: d + 0.5 })),
+    { user: 2, item: 1, day: 50 },
+    { user: 2, item: 2, day: 51 },
+  ];
+  const dataset = tinyDataset(5, 3, events);
+
+  it('gives every user of the window a turn before anyone gets a second', () => {
+    const points = userBalancedQueryPoints(dataset, 6, 0, 100 * DAY_MS, 1);
+    const perUser = [0, 1, 2].map((u) => points.filter((p) => p.user === u).length);
+    expect(perUser).toEqual([2, 2, 2]);
+    // Sorted by time, each one of the user's own event times.
+    expect(points.map((p) => p.timeMs)).toEqual(
+      [...points.map((p) => p.timeMs)].sort((a, b) => a - b),
+    );
+    for (const p of points) {
+      expect(events.some((e) => e.user === p.user && e.day * DAY_MS === p.timeMs)).toBe(true);
+    }
+  });
+
+  it('keeps to the window, runs out of users gracefully, and repeats for a seed', () => {
+    const window = userBalancedQueryPoints(dataset, 100, 10 * DAY_MS, 45 * DAY_MS, 1);
+    expect(window).toHaveLength(30);
+    expect(window.every((p) => p.user === 0 && p.timeMs >= 10 * DAY_MS)).toBe(true);
+    expect(userBalancedQueryPoints(dataset, 100, 0, 100 * DAY_MS, 1)).toHaveLength(46);
+    expect(userBalancedQueryPoints(dataset, 9, 0, 100 * DAY_MS, 3)).toEqual(
+      userBalancedQueryPoints(dataset, 9, 0, 100 * DAY_MS, 3),
+    );
+    expect(userBalancedQueryPoints(dataset, 9, 0, 100 * DAY_MS, 3)).not.toEqual(
+      userBalancedQueryPoints(dataset, 9, 0, 100 * DAY_MS, 4),
     );
   });
 });
