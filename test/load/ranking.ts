@@ -3,7 +3,7 @@
  * user's and 200 candidates' feature views through the warm cache, assemble the feature rows, and
  * score them with a GBDT ranker (onnxruntime for a batch this size), then sort. The ranker is a
  * trained artefact given with `--model <dir>` (from `recsys train ranker`), or, without one, a
- * model trained here on the ranking schema with the training command's largest size (300 trees of
+ * model trained here on the ranking schema at a size above the training command's defaults (300 trees of
  * 31 leaves) on synthetic rows: the cost of scoring depends on the trees, not on what they learnt.
  *
  * The store holds every view of 10,000 items and 1,000 users (memory store: the warm-cache path
@@ -87,7 +87,7 @@ function storeRows(now: number): FeatureWrite[] {
   return rows;
 }
 
-/** A ranker of the training command's largest size (its 300-tree cap, at 31 leaves: an upper bound), trained on synthetic rows of the schema. */
+/** A ranker larger than the training command's default (300 trees of 31 leaves: an upper bound on scoring cost), on synthetic rows. */
 async function defaultSizeRanker(dir: string): Promise<string> {
   const schema = rankingSchema();
   const random = lcg(11);
