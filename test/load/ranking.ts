@@ -3,8 +3,9 @@
  * user's and 200 candidates' feature views through the warm cache, assemble the feature rows, and
  * score them with a GBDT ranker (onnxruntime for a batch this size), then sort. The ranker is a
  * trained artefact given with `--model <dir>` (from `recsys train ranker`), or, without one, a
- * model trained here on the ranking schema at a size above the training command's defaults (300 trees of
- * 31 leaves) on synthetic rows: the cost of scoring depends on the trees, not on what they learnt.
+ * model trained here on synthetic rows of the ranking schema, larger than the training command's
+ * default (300 trees of 31 leaves): the cost of scoring depends on the trees, not on what they
+ * learnt, so this is an upper bound.
  *
  * The store holds every view of 10,000 items and 1,000 users (memory store: the warm-cache path
  * never reaches it); each request picks a user and 200 items.
@@ -87,7 +88,7 @@ function storeRows(now: number): FeatureWrite[] {
   return rows;
 }
 
-/** A ranker larger than the training command's default (300 trees of 31 leaves: an upper bound on scoring cost), on synthetic rows. */
+/** A ranker larger than the training default (300 trees of 31 leaves), on synthetic rows. */
 async function defaultSizeRanker(dir: string): Promise<string> {
   const schema = rankingSchema();
   const random = lcg(11);
