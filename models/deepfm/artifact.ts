@@ -11,8 +11,9 @@
  * plus a short hash of the files, and the folder is written under a temporary name and renamed,
  * so a reader never sees half of one.
  */
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeArtifactFolder } from '../common/artifact-folder.js';
 import { artifactVersion } from '../retrieval/index.js';
 import { DeepFmModel } from './model.js';
 import type { DeepFmArchitecture, ResolvedDeepFmOptions } from './model.js';
@@ -152,18 +153,7 @@ export async function writeDeepFmArtifact(
   input: DeepFmArtifactInput,
 ): Promise<WrittenDeepFmArtifact> {
   const { version, manifest, files } = buildDeepFmArtifact(input);
-  await mkdir(root, { recursive: true });
-  const dir = join(root, version);
-  const staging = join(root, `.${version}.partial`);
-  await rm(staging, { recursive: true, force: true });
-  await mkdir(join(staging, DEEPFM_PARAMETERS_DIR), { recursive: true });
-  try {
-    for (const [file, bytes] of files) await writeFile(join(staging, file), bytes);
-    await rename(staging, dir);
-  } catch (err) {
-    await rm(staging, { recursive: true, force: true });
-    throw err;
-  }
+  const dir = await writeArtifactFolder(root, version, files);
   return { dir, version, manifest };
 }
 

@@ -16,8 +16,9 @@
  * renamed, so a reader never sees half of one.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeArtifactFolder } from '../common/artifact-folder.js';
 
 import { formatLightGbmModel, parseLightGbmModel } from '../gbdt/lightgbm-format.js';
 import type { GbdtModel } from '../gbdt/model.js';
@@ -232,18 +233,7 @@ export async function writeGbdtRankerArtifact(
   input: GbdtRankerArtifactInput,
 ): Promise<WrittenGbdtRankerArtifact> {
   const { version, manifest, files } = buildGbdtRankerArtifact(input);
-  await mkdir(root, { recursive: true });
-  const dir = join(root, version);
-  const staging = join(root, `.${version}.partial`);
-  await rm(staging, { recursive: true, force: true });
-  await mkdir(staging);
-  try {
-    for (const [file, bytes] of files) await writeFile(join(staging, file), bytes);
-    await rename(staging, dir);
-  } catch (err) {
-    await rm(staging, { recursive: true, force: true });
-    throw err;
-  }
+  const dir = await writeArtifactFolder(root, version, files);
   return { dir, version, manifest };
 }
 

@@ -15,8 +15,9 @@
  * name and renamed, so a reader never sees half of one.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeArtifactFolder } from '../common/artifact-folder.js';
 import type { Dataset } from '../data/types.js';
 import { AGE_BUCKETS, MAX_TAGS, POPULARITY_BUCKETS, PROFILE_FIELDS } from './features.js';
 import { TwoTowerModel } from './model.js';
@@ -191,27 +192,15 @@ export async function writeRetrievalArtifact(
     countries: users.countries,
     devices: users.devices,
   };
-  await mkdir(root, { recursive: true });
-  const dir = join(root, version);
-  const staging = join(root, `.${version}.partial`);
-  await rm(staging, { recursive: true, force: true });
-  await mkdir(staging);
-  try {
-    await writeFile(join(staging, USER_TOWER_FILE), exported.userTower);
-    await writeFile(join(staging, ITEM_TOWER_FILE), exported.itemTower);
-    await writeFile(join(staging, ITEM_EMBEDDINGS_FILE), embeddingBytes);
-    await writeFile(join(staging, ITEM_IDS_FILE), JSON.stringify(items.ids));
-    await writeFile(join(staging, USER_IDS_FILE), JSON.stringify(users.ids));
-    await writeFile(join(staging, VOCAB_FILE), JSON.stringify(vocab));
-    await writeFile(
-      join(staging, RETRIEVAL_MANIFEST_FILE),
-      `${JSON.stringify(manifest, null, 2)}\n`,
-    );
-    await rename(staging, dir);
-  } catch (err) {
-    await rm(staging, { recursive: true, force: true });
-    throw err;
-  }
+  const dir = await writeArtifactFolder(root, version, [
+    [USER_TOWER_FILE, exported.userTower],
+    [ITEM_TOWER_FILE, exported.itemTower],
+    [ITEM_EMBEDDINGS_FILE, embeddingBytes],
+    [ITEM_IDS_FILE, JSON.stringify(items.ids)],
+    [USER_IDS_FILE, JSON.stringify(users.ids)],
+    [VOCAB_FILE, JSON.stringify(vocab)],
+    [RETRIEVAL_MANIFEST_FILE, `${JSON.stringify(manifest, null, 2)}\n`],
+  ]);
   return { dir, version, manifest };
 }
 
