@@ -16,6 +16,7 @@
 import onnxProto from 'onnx-proto';
 import type { onnx as OnnxTypes } from 'onnx-proto';
 import type { TensorSignature } from '../retrieval/index.js';
+import { OnnxGraphBuilder, intAttr, valueInfo } from '../common/onnx-graph.js';
 import type { DeepFmModel, DeepFmParam } from './model.js';
 import type { FeatureSchema } from './schema.js';
 
@@ -59,74 +60,8 @@ export function deepFmSignature(schema: FeatureSchema): DeepFmSignature {
   };
 }
 
-/** Builds the nodes and initializers of a graph, naming intermediate values uniquely. */
-class Graph {
-  readonly nodes: OnnxTypes.INodeProto[] = [];
-  readonly initializers: OnnxTypes.ITensorProto[] = [];
-  private counter = 0;
-
-  float(name: string, values: ArrayLike<number>, dims: readonly number[]): string {
-    const data = Float32Array.from(values);
-    this.initializers.push({
-      name,
-      dims: [...dims],
-      dataType: onnx.TensorProto.DataType.FLOAT,
-      rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
-    });
-    return name;
-  }
-
-  int64(name: string, values: ArrayLike<number>, dims: readonly number[]): string {
-    const data = BigInt64Array.from(Array.from(values), (v) => BigInt(v));
-    this.initializers.push({
-      name,
-      dims: [...dims],
-      dataType: onnx.TensorProto.DataType.INT64,
-      rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
-    });
-    return name;
-  }
-
-  param(p: DeepFmParam): string {
-    return this.float(p.name, p.value, p.shape);
-  }
-
-  node(
-    opType: string,
-    inputs: readonly string[],
-    attributes: OnnxTypes.IAttributeProto[] = [],
-    output?: string,
-  ): string {
-    const out = output ?? `${opType.toLowerCase()}_${this.counter++}`;
-    this.nodes.push({
-      opType,
-      name: `${opType}_${this.nodes.length}`,
-      input: [...inputs],
-      output: [out],
-      attribute: attributes,
-    });
-    return out;
-  }
-}
-
-function intAttr(name: string, i: number): OnnxTypes.IAttributeProto {
-  return { name, type: onnx.AttributeProto.AttributeType.INT, i };
-}
-
-function valueInfo(sig: TensorSignature): OnnxTypes.IValueInfoProto {
-  return {
-    name: sig.name,
-    docString: sig.description,
-    type: {
-      tensorType: {
-        elemType:
-          sig.dtype === 'int64' ? onnx.TensorProto.DataType.INT64 : onnx.TensorProto.DataType.FLOAT,
-        shape: {
-          dim: sig.shape.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })),
-        },
-      },
-    },
-  };
+function param(g: OnnxGraphBuilder, p: DeepFmParam): string {
+  return g.floatTensor(p.name, p.value, p.shape);
 }
 
 /** Serialises `model` to ONNX; `metadata` goes into the model's metadata properties. */
@@ -137,12 +72,12 @@ export function exportDeepFm(
   const { layout, architecture } = model;
   const fn = layout.numeric.length;
   const fc = layout.categorical.length;
-  const g = new Graph();
+  const g = new OnnxGraphBuilder();
   // Constants are added on first use: onnxruntime warns about unused initializers.
   const constants = new Map<string, string>();
   const axis = (a: number): string => {
     const name = `const.axis${a}`;
-    if (!constants.has(name)) constants.set(name, g.int64(name, [a], [1]));
+    if (!constants.has(name)) constants.set(name, g.int64Tensor(name, [a], [1]));
     return name;
   };
   const reduce = (x: string, keep: 0 | 1): string =>
@@ -151,60 +86,63 @@ export function exportDeepFm(
   // Without the FM and the MLP the embeddings are not read: leave them out of the graph.
   const embeddings = architecture.fm || architecture.mlp;
   const blocks: string[] = [];
-  const firstOrder: string[] = [g.param(model.bias)];
+  const firstOrder: string[] = [param(g, model.bias)];
   if (fn > 0) {
     const x = g.node(
       'Gather',
-      [DEEPFM_INPUT, g.int64('numeric.columns', layout.numeric, [fn])],
+      [DEEPFM_INPUT, g.int64Tensor('numeric.columns', layout.numeric, [fn])],
       [intAttr('axis', 1)],
     );
     const nan = g.node('IsNaN', [x]);
     const standardised = g.node('Div', [
-      g.node('Sub', [x, g.param(model.mean)]),
-      g.param(model.std),
+      g.node('Sub', [x, param(g, model.mean)]),
+      param(g, model.std),
     ]);
-    const z = g.node('Where', [nan, g.float('const.zero', [0], []), standardised]);
+    const z = g.node('Where', [nan, g.floatTensor('const.zero', [0], []), standardised]);
     const missing = g.node('Cast', [nan], [intAttr('to', onnx.TensorProto.DataType.FLOAT)]);
     if (embeddings) {
       blocks.push(
         g.node('Add', [
-          g.node('Mul', [g.node('Unsqueeze', [z, axis(2)]), g.param(model.numericEmbedding)]),
-          g.node('Mul', [g.node('Unsqueeze', [missing, axis(2)]), g.param(model.missingEmbedding)]),
+          g.node('Mul', [g.node('Unsqueeze', [z, axis(2)]), param(g, model.numericEmbedding)]),
+          g.node('Mul', [
+            g.node('Unsqueeze', [missing, axis(2)]),
+            param(g, model.missingEmbedding),
+          ]),
         ]),
       );
     }
-    const w = g.float(model.numericWeight.name, model.numericWeight.value, [fn, 1]);
-    const wm = g.float(model.missingWeight.name, model.missingWeight.value, [fn, 1]);
+    const w = g.floatTensor(model.numericWeight.name, model.numericWeight.value, [fn, 1]);
+    const wm = g.floatTensor(model.missingWeight.name, model.missingWeight.value, [fn, 1]);
     firstOrder.push(g.node('MatMul', [z, w]), g.node('MatMul', [missing, wm]));
   }
   if (fc > 0) {
     const x = g.node(
       'Gather',
-      [DEEPFM_INPUT, g.int64('categorical.columns', layout.categorical, [fc])],
+      [DEEPFM_INPUT, g.int64Tensor('categorical.columns', layout.categorical, [fc])],
       [intAttr('axis', 1)],
     );
     const known = g.node('And', [
       g.node('And', [
         g.node('Equal', [x, g.node('Floor', [x])]),
-        g.node('GreaterOrEqual', [x, g.float('const.zero_id', [0], [])]),
+        g.node('GreaterOrEqual', [x, g.floatTensor('const.zero_id', [0], [])]),
       ]),
-      g.node('Less', [x, g.float('categorical.cardinality', layout.cardinality, [fc])]),
+      g.node('Less', [x, g.floatTensor('categorical.cardinality', layout.cardinality, [fc])]),
     ]);
     const unknownRow = Array.from(layout.offset, (o, j) => o + (layout.cardinality[j] as number));
     const row = g.node('Where', [
       known,
-      g.node('Add', [x, g.float('categorical.offset', layout.offset, [fc])]),
-      g.float('categorical.unknown_row', unknownRow, [fc]),
+      g.node('Add', [x, g.floatTensor('categorical.offset', layout.offset, [fc])]),
+      g.floatTensor('categorical.unknown_row', unknownRow, [fc]),
     ]);
     const index = g.node('Cast', [row], [intAttr('to', onnx.TensorProto.DataType.INT64)]);
     if (embeddings) {
       blocks.push(
-        g.node('Gather', [g.param(model.categoricalEmbedding), index], [intAttr('axis', 0)]),
+        g.node('Gather', [param(g, model.categoricalEmbedding), index], [intAttr('axis', 0)]),
       );
     }
     const weights = g.node(
       'Gather',
-      [g.param(model.categoricalWeight), index],
+      [param(g, model.categoricalWeight), index],
       [intAttr('axis', 0)],
     );
     firstOrder.push(reduce(weights, 1));
@@ -221,7 +159,7 @@ export function exportDeepFm(
       order.forEach((f, i) => (position[f] = i));
       e = g.node(
         'Gather',
-        [e, g.int64('fields.order', position, [order.length])],
+        [e, g.int64Tensor('fields.order', position, [order.length])],
         [intAttr('axis', 1)],
       );
     }
@@ -229,14 +167,14 @@ export function exportDeepFm(
       const sum = reduce(e, 0);
       const squares = reduce(g.node('Mul', [e, e]), 0);
       const pairs = reduce(g.node('Sub', [g.node('Mul', [sum, sum]), squares]), 1);
-      parts.push(g.node('Mul', [pairs, g.float('const.half', [0.5], [])]));
+      parts.push(g.node('Mul', [pairs, g.floatTensor('const.half', [0.5], [])]));
     }
     if (architecture.mlp) {
       let h = g.node('Flatten', [e], [intAttr('axis', 1)]);
       for (const layer of model.layers) {
-        h = g.node('Relu', [g.node('Gemm', [h, g.param(layer.weight), g.param(layer.bias)])]);
+        h = g.node('Relu', [g.node('Gemm', [h, param(g, layer.weight), param(g, layer.bias)])]);
       }
-      parts.push(g.node('MatMul', [h, g.param(model.outWeight)]));
+      parts.push(g.node('MatMul', [h, param(g, model.outWeight)]));
     }
   }
   let score = parts[0] as string;

@@ -8,10 +8,10 @@
  */
 import onnxProto from 'onnx-proto';
 import type { onnx as OnnxTypes } from 'onnx-proto';
-import type { Vec } from './linalg.js';
+import { OnnxGraphBuilder, intAttr, intsAttr, valueInfo } from '../common/onnx-graph.js';
 import type { TwoTowerModel } from './model.js';
 import { itemTowerSignature, userTowerSignature } from './signatures.js';
-import type { TensorSignature, TowerSignature } from './signatures.js';
+import type { TowerSignature } from './signatures.js';
 import type { Tower } from './tower.js';
 import { NORM_EPSILON } from './tower.js';
 
@@ -65,83 +65,13 @@ export function exportTowers(
   };
 }
 
-/** Builds the nodes and initializers of a graph, naming intermediate values uniquely. */
-class GraphBuilder {
-  readonly nodes: OnnxTypes.INodeProto[] = [];
-  readonly initializers: OnnxTypes.ITensorProto[] = [];
-  private counter = 0;
-
-  floatTensor(name: string, values: Vec | readonly number[], dims: readonly number[]): string {
-    const data = Float32Array.from(values);
-    this.initializers.push({
-      name,
-      dims: [...dims],
-      dataType: onnx.TensorProto.DataType.FLOAT,
-      rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
-    });
-    return name;
-  }
-
-  int64Tensor(name: string, values: readonly number[], dims: readonly number[]): string {
-    const data = BigInt64Array.from(values, (v) => BigInt(v));
-    this.initializers.push({
-      name,
-      dims: [...dims],
-      dataType: onnx.TensorProto.DataType.INT64,
-      rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
-    });
-    return name;
-  }
-
-  node(
-    opType: string,
-    inputs: readonly string[],
-    attributes: OnnxTypes.IAttributeProto[] = [],
-    output?: string,
-  ): string {
-    const out = output ?? `${opType.toLowerCase()}_${this.counter++}`;
-    this.nodes.push({
-      opType,
-      name: `${opType}_${this.nodes.length}`,
-      input: [...inputs],
-      output: [out],
-      attribute: attributes,
-    });
-    return out;
-  }
-}
-
-function intAttr(name: string, i: number): OnnxTypes.IAttributeProto {
-  return { name, type: onnx.AttributeProto.AttributeType.INT, i };
-}
-
-function intsAttr(name: string, ints: readonly number[]): OnnxTypes.IAttributeProto {
-  return { name, type: onnx.AttributeProto.AttributeType.INTS, ints: [...ints] };
-}
-
-function valueInfo(sig: TensorSignature): OnnxTypes.IValueInfoProto {
-  return {
-    name: sig.name,
-    docString: sig.description,
-    type: {
-      tensorType: {
-        elemType:
-          sig.dtype === 'int64' ? onnx.TensorProto.DataType.INT64 : onnx.TensorProto.DataType.FLOAT,
-        shape: {
-          dim: sig.shape.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })),
-        },
-      },
-    },
-  };
-}
-
 function towerModel(
   tower: Tower,
   signature: TowerSignature,
   sources: readonly Source[],
   metadata: Record<string, string>,
 ): Uint8Array {
-  const g = new GraphBuilder();
+  const g = new OnnxGraphBuilder();
   const one = g.floatTensor('const.one', [1], []);
   const epsilon = g.floatTensor('const.norm_epsilon', [NORM_EPSILON], []);
   const axis1 = g.int64Tensor('const.axis1', [1], [1]);
