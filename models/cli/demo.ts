@@ -1,15 +1,25 @@
 /**
- * Demo data for `recsys start` on a fresh machine: a tiny seeded synthetic world and a retrieval
- * model trained on all of it, in a few seconds, so the embedded system has something to serve.
+ * Demo data for `recsys start` on a fresh machine: a tiny seeded synthetic world, a retrieval
+ * model and a GBDT ranker trained on all of it, in seconds, so the embedded system has the whole
+ * pipeline to serve.
  */
 import type { Logger } from 'pino';
 import { runDataGenerate } from './data.js';
 import { runTrainRetrieval } from './train.js';
+import { runTrainRanker } from './train-ranker.js';
 
 export interface DemoModel {
   readonly datasetDir: string;
   readonly modelDir: string;
+  /** The demo's GBDT ranker folder (`<data.dir>/models/ranker-gbdt/<version>`). */
+  readonly rankerDir: string;
 }
+
+/**
+ * Query points of the demo ranker: enough for a ranker that beats retrieval order on the demo
+ * world, few enough to train in a few seconds.
+ */
+const DEMO_RANKER_QUERIES = 1500;
 
 /** Writes `<data.dir>/datasets/demo` (replacing an earlier one) and a model trained on it. */
 export async function buildDemoModel(
@@ -29,5 +39,26 @@ export async function buildDemoModel(
     (line) => log.debug(line),
   );
   log.info({ dir: trained.artifact.dir }, 'demo retrieval model trained');
-  return { datasetDir: generated.out, modelDir: trained.artifact.dir };
+  const ranked = await runTrainRanker(
+    {
+      data: generated.out,
+      retrieval: trained.artifact.dir,
+      kind: 'gbdt',
+      queries: DEMO_RANKER_QUERIES,
+      sampling: 'users',
+      candidates: 100,
+      horizonHours: 24,
+      split: 'none',
+      testFraction: 0,
+      validFraction: 0.2,
+      seed: 42,
+      progress: false,
+      ...(configPath === undefined ? {} : { config: configPath }),
+    },
+    env,
+    (line) => log.debug(line),
+  );
+  const rankerDir = ranked.rankers[0]?.dir ?? '';
+  log.info({ dir: rankerDir }, 'demo GBDT ranker trained');
+  return { datasetDir: generated.out, modelDir: trained.artifact.dir, rankerDir };
 }

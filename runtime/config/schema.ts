@@ -446,6 +446,99 @@ const EventsSchema = section(
   },
 );
 
+const RecommendSchema = section(
+  'The recommendation flow of the user actor: candidates, budgets, the session it keeps.',
+  {
+    candidates: int(
+      1,
+      10_000,
+      200,
+      'Items retrieval asks the item shards for, before seen and served items are dropped and the ranker scores them.',
+    ),
+    default_count: int(
+      1,
+      1000,
+      10,
+      'Items a recommendation returns when the request gives no count.',
+    ),
+    max_count: int(1, 1000, 100, 'Most items one recommendation may ask for.'),
+    ranker_slot: Type.Optional(
+      Type.String({
+        pattern: TOKEN_PATTERN,
+        default: 'gbdt',
+        description:
+          'The ranker slot (rank actor group) the default variant scores with; its model version comes from the registry.',
+      }),
+    ),
+    timeout_ms: int(
+      10,
+      60_000,
+      250,
+      'Budget of a whole recommendation when the caller gives no deadline, in milliseconds.',
+    ),
+    retrieval_timeout_ms: int(
+      1,
+      60_000,
+      60,
+      'Budget of the user tower and the shard search; later, the reply falls back to popular items.',
+    ),
+    ranking_timeout_ms: int(
+      1,
+      60_000,
+      60,
+      'Budget of the ranker; later, the reply keeps the retrieval order.',
+    ),
+    replay_hours: int(
+      0,
+      24 * 30,
+      24,
+      "Hours of a user's events a user actor replays from the stream when it starts (after a restart or a move).",
+    ),
+    served_ttl_minutes: int(
+      0,
+      10_080,
+      60,
+      'An item served to a user is not served again for this long (0: served items may repeat).',
+    ),
+    max_session_items: int(
+      1,
+      100_000,
+      1000,
+      'Seen and served items a session remembers at most, oldest forgotten first.',
+    ),
+    popular_items: int(
+      1,
+      100_000,
+      1000,
+      'Most popular items kept for the fallback when retrieval fails or is late.',
+    ),
+  },
+);
+
+const GatewaySchema = section('The HTTP gateway (recsys gateway, and recsys start).', {
+  host: Type.Optional(
+    Type.String({
+      minLength: 1,
+      default: '0.0.0.0',
+      description: 'Address the gateway listens on.',
+    }),
+  ),
+  port: int(0, 65_535, 8000, 'Port the gateway listens on (0: any free port).'),
+  body_limit_bytes: int(
+    1024,
+    100 * 1024 * 1024,
+    1_048_576,
+    'Largest request body accepted; a larger one is answered 413.',
+  ),
+  max_feedback_batch: int(1, 100_000, 1000, 'Most events one POST /feedback may carry.'),
+  feedback_timeout_ms: int(
+    10,
+    60_000,
+    2000,
+    'Budget for storing feedback on the stream before the request is answered 504.',
+  ),
+});
+
 /** The whole configuration file. */
 export const ConfigSchema = Type.Object(
   {
@@ -462,6 +555,8 @@ export const ConfigSchema = Type.Object(
     items: ItemsSchema,
     features: FeaturesSchema,
     events: EventsSchema,
+    recommend: RecommendSchema,
+    gateway: GatewaySchema,
   },
   {
     additionalProperties: false,
@@ -729,6 +824,46 @@ export interface EventsConfig {
   maxDeliver: number;
 }
 
+/** The recommendation flow of the user actor. */
+export interface RecommendConfig {
+  /** Items retrieval asks the shards for. @default 200 */
+  candidates: number;
+  /** Items returned when the request gives no count. @default 10 */
+  defaultCount: number;
+  /** Most items one recommendation may ask for. @default 100 */
+  maxCount: number;
+  /** The ranker slot of the default variant. @default 'gbdt' */
+  rankerSlot: string;
+  /** Budget of a whole recommendation without a caller deadline. @default 250 */
+  timeoutMs: number;
+  /** Budget of the user tower and the shard search. @default 60 */
+  retrievalTimeoutMs: number;
+  /** Budget of the ranker. @default 60 */
+  rankingTimeoutMs: number;
+  /** Hours of a user's events replayed when a user actor starts. @default 24 */
+  replayHours: number;
+  /** A served item is not served again for this long. @default 60 */
+  servedTtlMinutes: number;
+  /** Seen and served items a session remembers. @default 1000 */
+  maxSessionItems: number;
+  /** Popular items kept for the fallback. @default 1000 */
+  popularItems: number;
+}
+
+/** The HTTP gateway. */
+export interface GatewayConfig {
+  /** @default '0.0.0.0' */
+  host: string;
+  /** @default 8000 */
+  port: number;
+  /** @default 1048576 */
+  bodyLimitBytes: number;
+  /** @default 1000 */
+  maxFeedbackBatch: number;
+  /** @default 2000 */
+  feedbackTimeoutMs: number;
+}
+
 export interface ResolvedConfig {
   deployment: DeploymentConfig;
   nats: NatsConfig;
@@ -743,6 +878,8 @@ export interface ResolvedConfig {
   items: ItemsConfig;
   features: FeaturesConfig;
   events: EventsConfig;
+  recommend: RecommendConfig;
+  gateway: GatewayConfig;
 }
 
 // Compile-time guard: the hand-written interfaces above must be exactly the schema with camelCase

@@ -82,6 +82,26 @@ const DEFAULTS: ResolvedConfig = {
     windowsMinutes: [5, 30],
     maxDeliver: 5,
   },
+  recommend: {
+    candidates: 200,
+    defaultCount: 10,
+    maxCount: 100,
+    rankerSlot: 'gbdt',
+    timeoutMs: 250,
+    retrievalTimeoutMs: 60,
+    rankingTimeoutMs: 60,
+    replayHours: 24,
+    servedTtlMinutes: 60,
+    maxSessionItems: 1000,
+    popularItems: 1000,
+  },
+  gateway: {
+    host: '0.0.0.0',
+    port: 8000,
+    bodyLimitBytes: 1_048_576,
+    maxFeedbackBatch: 1000,
+    feedbackTimeoutMs: 2000,
+  },
 };
 
 /** Runs `fn`, expecting a ConfigError, and returns it. */
@@ -243,7 +263,7 @@ describe('unknown keys', () => {
     const err = rejects({ runtim: {} });
     expect(err.path).toBe('runtim');
     expect(err.message).toBe(
-      'runtim: unknown key (expected one of: deployment, nats, redis, runtime, placement, host, log, metrics, data, retrieval, items, features, events)',
+      'runtim: unknown key (expected one of: deployment, nats, redis, runtime, placement, host, log, metrics, data, retrieval, items, features, events, recommend, gateway)',
     );
   });
 

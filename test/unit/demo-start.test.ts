@@ -15,7 +15,7 @@ describe('recsys start on a fresh data folder', () => {
     dir = undefined;
   });
 
-  it('builds a demo data set, model and item index once, then leaves them', async () => {
+  it('builds a demo data set, models and item index once, then leaves them', async () => {
     dir = await mkdtemp(join(tmpdir(), 'recsys-demo-'));
     const configPath = join(dir, 'config.yaml');
     await writeFile(configPath, `data:\n  dir: ${join(dir, 'data')}\n`);
@@ -29,6 +29,9 @@ describe('recsys start on a fresh data folder', () => {
     const built = await prepareDemoIndex({ config, log, configPath }, source, {});
     expect(built).toBeDefined();
     expect(await readdir(join(dir, 'data', 'datasets'))).toEqual(['demo']);
+    // A GBDT ranker came along, so the demo serves both stages.
+    expect(await readdir(join(dir, 'data', 'models'))).toEqual(['ranker-gbdt', 'retrieval']);
+    expect(await readdir(join(dir, 'data', 'models', 'ranker-gbdt'))).toHaveLength(1);
     const shard = await openShard(built!, 0, 64);
     expect(shard.manifest.count).toBeGreaterThan(100);
     // The demo data set's categories came along, so category filters work.
@@ -43,5 +46,5 @@ describe('recsys start on a fresh data folder', () => {
     // An index exists now: a second start builds nothing.
     expect(await prepareDemoIndex({ config, log, configPath }, source, {})).toBeUndefined();
     expect(models).toBe(1);
-  });
+  }, 60_000);
 });
