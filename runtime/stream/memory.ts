@@ -32,7 +32,7 @@ import {
   checkStreamName,
   resolveConsumeOptions,
   resolveStreamOptions,
-  subjectMatches,
+  subjectMatcher,
   subjectsOverlap,
   type ResolvedConsumeOptions,
   type ResolvedStreamOptions,
@@ -110,6 +110,10 @@ class StreamState {
   private lastSeq = 0;
   /** Insertion order is time order, so expired ids are always at the front. */
   private readonly msgIds = new Map<string, { seq: number; atMs: number }>();
+  /** The newest stored message of each subject: `lastSeqOf` without a scan. */
+  private readonly lastBySubject = new Map<string, Stored>();
+  /** Filters compiled once: readers scan with the same few filters all the time. */
+  private readonly matchers = new Map<string, (subject: string) => boolean>();
   readonly readers = new Set<OrderedReader>();
   readonly durables = new Map<string, Durable>();
 
@@ -136,7 +140,9 @@ class StreamState {
     }
     const seq = ++this.lastSeq;
     const size = messageSize(subject, headers, data, msgId);
-    this.messages.push({ subject, seq, data: data.slice(), headers, timeMs: now, size });
+    const stored: Stored = { subject, seq, data: data.slice(), headers, timeMs: now, size };
+    this.messages.push(stored);
+    this.lastBySubject.set(subject, stored);
     this.bytes += size;
     if (msgId !== undefined) this.msgIds.set(msgId, { seq, atMs: now });
     // Applied after the append, as the server does: the new message may push the oldest out.
@@ -158,16 +164,36 @@ class StreamState {
     };
   }
 
-  /** The first stored message at or after `fromSeq` on `filter` (every subject when undefined). */
+  /** The sequence of the newest message ever stored (0 before the first). */
+  get end(): number {
+    return this.lastSeq;
+  }
+
+  /**
+   * The first stored message at or after `fromSeq` on `filter` (every subject when undefined).
+   * When none is, every message up to {@link end} was looked at: a reader waiting for the next
+   * match starts its next look after `end`, so following a stream costs each message one look,
+   * not one per message stored since the reader's last match.
+   */
   next(fromSeq: number, filter: string | undefined): Stored | undefined {
     this.prune();
     const first = this.messages[0];
     if (first === undefined) return undefined;
+    const matches = filter === undefined ? undefined : this.matcher(filter);
     for (let i = Math.max(0, fromSeq - first.seq); i < this.messages.length; i++) {
       const message = this.messages[i]!;
-      if (filter === undefined || subjectMatches(message.subject, filter)) return message;
+      if (matches === undefined || matches(message.subject)) return message;
     }
     return undefined;
+  }
+
+  private matcher(filter: string): (subject: string) => boolean {
+    let matches = this.matchers.get(filter);
+    if (matches === undefined) {
+      matches = subjectMatcher(filter);
+      this.matchers.set(filter, matches);
+    }
+    return matches;
   }
 
   /**
@@ -184,11 +210,7 @@ class StreamState {
   /** The last stored message on literal `subject`, if any. */
   last(subject: string): Stored | undefined {
     this.prune();
-    for (let i = this.messages.length - 1; i >= 0; i--) {
-      const message = this.messages[i]!;
-      if (message.subject === subject) return message;
-    }
-    return undefined;
+    return this.lastBySubject.get(subject);
   }
 
   get(seq: number): Stored | undefined {
@@ -208,6 +230,8 @@ class StreamState {
       const tooBig = maxBytes > 0 && this.bytes > maxBytes;
       if (!tooOld && !tooBig) break;
       this.bytes -= oldest.size;
+      if (this.lastBySubject.get(oldest.subject) === oldest)
+        this.lastBySubject.delete(oldest.subject);
       drop++;
     }
     if (drop > 0) this.messages.splice(0, drop);
@@ -345,6 +369,8 @@ class OrderedReader implements StreamReader {
     while (!this.stopped) {
       const next = this.state.next(this.nextSeq, this.filter);
       if (next === undefined) {
+        // Nothing up to the stream's end matched: the next look starts after it.
+        this.nextSeq = Math.max(this.nextSeq, this.state.end + 1);
         await new Promise<void>((resolve) => (this.waiting = resolve));
         continue;
       }
@@ -493,7 +519,11 @@ class Durable {
       this.pending.delete(seq);
     }
     const stored = this.state.next(this.nextSeq, this.filter);
-    if (stored === undefined) return undefined;
+    if (stored === undefined) {
+      // Nothing up to the stream's end matched: the next look starts after it.
+      this.nextSeq = Math.max(this.nextSeq, this.state.end + 1);
+      return undefined;
+    }
     this.nextSeq = stored.seq + 1;
     const pending: Pending = { deliveries: 0, delivery: 0, timer: undefined };
     this.pending.set(stored.seq, pending);

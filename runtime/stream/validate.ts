@@ -197,6 +197,20 @@ export function subjectMatches(subject: string, pattern: string): boolean {
   return isSubsetOf(subject, pattern);
 }
 
+/**
+ * {@link subjectMatches} against one pattern, compiled once for a reader that tests many subjects:
+ * a literal pattern is a string comparison, `a.b.>` a prefix test, only `*` patterns split.
+ */
+export function subjectMatcher(pattern: string): (subject: string) => boolean {
+  const wildcards = pattern.includes('*') || pattern.includes('>');
+  if (!wildcards) return (subject) => subject === pattern;
+  if (!pattern.includes('*') && pattern.endsWith('.>')) {
+    const prefix = pattern.slice(0, -1);
+    return (subject) => subject.length > prefix.length && subject.startsWith(prefix);
+  }
+  return (subject) => isSubsetOf(subject, pattern);
+}
+
 /** Whether every subject matching `a` also matches `b` (both may hold wildcards). */
 export function isSubsetOf(a: string, b: string): boolean {
   const as = a.split('.');
