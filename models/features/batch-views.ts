@@ -32,6 +32,13 @@ export const CTR_PRIOR_VIEWS = 20;
 export const RECENT_DAYS = 30;
 /** `top_categories` holds at most this many categories. */
 export const TOP_CATEGORIES = 3;
+/** `top_tags` holds at most this many tags. */
+export const TOP_TAGS = 10;
+/**
+ * `recent_items` holds at most this many items: `retrieval.history_length`'s default, the
+ * history the user tower pools (a model with a longer history pools the session's items too).
+ */
+export const RECENT_ITEMS = 50;
 
 /** The batch views this module computes, by name. A const object plus a same-named type. */
 export const BatchView = {
@@ -75,6 +82,10 @@ interface EventStats {
   /** Newest event of each user, NaN for none. */
   readonly userLastMs: Float64Array;
   readonly userTopCategories: readonly string[][];
+  /** Each user's last {@link RECENT_ITEMS} item ids, oldest first. */
+  readonly userRecentItems: readonly string[][];
+  /** Each user's taste over their items: tags, era, how mainstream ({@link userTaste}). */
+  readonly userTaste: UserTaste;
   readonly itemEvents: Int32Array;
   readonly itemRecent: Int32Array;
   readonly itemUsers: Int32Array;
@@ -148,7 +159,14 @@ function eventStats(dataset: Dataset): EventStats {
   const categoryCount = new Int32Array(items.categories.length);
   const touched: number[] = [];
   const userTopCategories: string[][] = new Array<string[]>(nUsers);
+  const userRecentItems: string[][] = new Array<string[]>(nUsers);
   for (let u = 0; u < nUsers; u++) {
+    // The retrieval trainer's history rule: the items of the user's last events, every type,
+    // in time order, repeats kept.
+    const from = Math.max(offsets[u] ?? 0, (offsets[u + 1] ?? 0) - RECENT_ITEMS);
+    const recent: string[] = [];
+    for (let k = from; k < (offsets[u + 1] ?? 0); k++) recent.push(items.ids[byUser[k] ?? 0] ?? '');
+    userRecentItems[u] = recent;
     for (let k = offsets[u] ?? 0; k < (offsets[u + 1] ?? 0); k++) {
       const i = byUser[k] ?? 0;
       if (lastUser[i] !== u) {
@@ -159,7 +177,12 @@ function eventStats(dataset: Dataset): EventStats {
       if (categoryCount[c] === 0) touched.push(c);
       categoryCount[c]!++;
     }
-    userTopCategories[u] = topCategories(touched, categoryCount, items.categories);
+    userTopCategories[u] = topCategories(
+      touched,
+      categoryCount,
+      items.categories,
+      TOP_CATEGORIES,
+    ).map((c) => items.categories[c] ?? '');
     for (const c of touched) categoryCount[c] = 0;
     touched.length = 0;
   }
@@ -170,6 +193,8 @@ function eventStats(dataset: Dataset): EventStats {
     userRatings,
     userLastMs,
     userTopCategories,
+    userRecentItems,
+    userTaste: userTaste(dataset, itemEvents),
     itemEvents,
     itemRecent,
     itemUsers,
@@ -180,12 +205,96 @@ function eventStats(dataset: Dataset): EventStats {
   };
 }
 
-/** The most frequent of the touched categories, most first; ties go to the smaller name. */
+/** What a user's items say about their taste, per user (see the `user_profile` fields). */
+interface UserTaste {
+  readonly topTags: readonly string[][];
+  readonly topTagShares: readonly number[][];
+  readonly eraMeanYear: Float64Array;
+  readonly eraSdYears: Float64Array;
+  readonly meanItemLogInteractions: Float64Array;
+}
+
+const YEAR_MS = 365.2425 * DAY_MS;
+
+/** An epoch-ms time as a fractional calendar year (1970.0 at the epoch). */
+export function fractionalYear(ms: number): number {
+  return 1970 + ms / YEAR_MS;
+}
+
+/**
+ * Per user, over their events: the {@link TOP_TAGS} tags their items carry most (every tag of
+ * each item; most first, ties to the smaller name) with the share of their events on an item
+ * carrying each; the mean and standard deviation of their items' creation years (items of known
+ * creation only; 0 for none); the mean `ln(1 + events on the item)` of their items, with
+ * `itemEvents` counting each item's events (0 without events).
+ */
+function userTaste(dataset: Dataset, itemEvents: Int32Array): UserTaste {
+  const { users, items, events } = dataset;
+  const nUsers = users.ids.length;
+  // Each user's events, grouped by a counting sort, so one dense tag counter serves every user.
+  const offsets = new Int32Array(nUsers + 1);
+  for (let e = 0; e < events.length; e++) offsets[(events.user[e] ?? 0) + 1]!++;
+  for (let u = 0; u < nUsers; u++) offsets[u + 1]! += offsets[u] ?? 0;
+  const fill = offsets.slice(0, nUsers);
+  const byUser = new Int32Array(events.length);
+  for (let e = 0; e < events.length; e++)
+    byUser[fill[events.user[e] ?? 0]!++] = events.item[e] ?? 0;
+  const tagCount = new Int32Array(items.tags.length);
+  const touched: number[] = [];
+  const topTags: string[][] = new Array<string[]>(nUsers);
+  const topTagShares: number[][] = new Array<number[]>(nUsers);
+  const eraMeanYear = new Float64Array(nUsers);
+  const eraSdYears = new Float64Array(nUsers);
+  const meanItemLogInteractions = new Float64Array(nUsers);
+  for (let u = 0; u < nUsers; u++) {
+    const first = offsets[u] ?? 0;
+    const n = (offsets[u + 1] ?? 0) - first;
+    let yearSum = 0;
+    let yearSq = 0;
+    let years = 0;
+    let popSum = 0;
+    for (let k = first; k < first + n; k++) {
+      const i = byUser[k] ?? 0;
+      popSum += Math.log1p(itemEvents[i] ?? 0);
+      const created = items.createdAt[i] ?? NaN;
+      if (!Number.isNaN(created)) {
+        // Years since 1970, not calendar years: their squares keep the spread's precision.
+        const year = created / YEAR_MS;
+        yearSum += year;
+        yearSq += year * year;
+        years++;
+      }
+      for (let t = items.tagOffsets[i] ?? 0; t < (items.tagOffsets[i + 1] ?? 0); t++) {
+        const tag = items.tagIds[t] ?? 0;
+        if (tagCount[tag] === 0) touched.push(tag);
+        tagCount[tag]!++;
+      }
+    }
+    const ranked = topCategories(touched, tagCount, items.tags, TOP_TAGS);
+    topTags[u] = ranked.map((t) => items.tags[t] ?? '');
+    topTagShares[u] = ranked.map((t) => (tagCount[t] ?? 0) / n);
+    for (const tag of touched) tagCount[tag] = 0;
+    touched.length = 0;
+    if (years > 0) {
+      const meanYear = yearSum / years;
+      eraMeanYear[u] = fractionalYear(meanYear * YEAR_MS);
+      eraSdYears[u] = Math.sqrt(Math.max(0, yearSq / years - meanYear * meanYear));
+    }
+    meanItemLogInteractions[u] = n > 0 ? popSum / n : 0;
+  }
+  return { topTags, topTagShares, eraMeanYear, eraSdYears, meanItemLogInteractions };
+}
+
+/**
+ * The most frequent of the touched categories (or tags), most first, at most `limit`; ties go to
+ * the smaller name. Their indices.
+ */
 function topCategories(
   touched: readonly number[],
   count: Int32Array,
   names: readonly string[],
-): string[] {
+  limit: number,
+): number[] {
   const ranked = [...touched].sort((a, b) => {
     const byCount = (count[b] ?? 0) - (count[a] ?? 0);
     if (byCount !== 0) return byCount;
@@ -193,7 +302,7 @@ function topCategories(
     const y = names[b] ?? '';
     return x < y ? -1 : x > y ? 1 : a - b;
   });
-  return ranked.slice(0, TOP_CATEGORIES).map((c) => names[c] ?? '');
+  return ranked.slice(0, limit);
 }
 
 function mean(sum: number, count: number): number {
@@ -230,6 +339,12 @@ function userProfile(dataset: Dataset, stats: EventStats): ComputedView {
       interactions: column(n, (u) => stats.userEvents[u] ?? 0),
       mean_rating: column(n, (u) => mean(stats.userRatingSum[u] ?? 0, stats.userRatings[u] ?? 0)),
       top_categories: column(n, (u) => stats.userTopCategories[u] ?? []),
+      recent_items: column(n, (u) => stats.userRecentItems[u] ?? []),
+      top_tags: column(n, (u) => stats.userTaste.topTags[u] ?? []),
+      top_tag_shares: column(n, (u) => stats.userTaste.topTagShares[u] ?? []),
+      era_mean_year: column(n, (u) => stats.userTaste.eraMeanYear[u] ?? 0),
+      era_sd_years: column(n, (u) => stats.userTaste.eraSdYears[u] ?? 0),
+      mean_item_log_interactions: column(n, (u) => stats.userTaste.meanItemLogInteractions[u] ?? 0),
     },
   };
 }
@@ -306,6 +421,12 @@ const FIELD_TYPES: Readonly<Record<BatchView, Readonly<Record<string, FeatureTyp
     interactions: FeatureType.Int,
     mean_rating: FeatureType.Float,
     top_categories: FeatureType.StringList,
+    recent_items: FeatureType.StringList,
+    top_tags: FeatureType.StringList,
+    top_tag_shares: FeatureType.FloatList,
+    era_mean_year: FeatureType.Float,
+    era_sd_years: FeatureType.Float,
+    mean_item_log_interactions: FeatureType.Float,
   },
   [BatchView.ItemProfile]: {
     category: FeatureType.String,

@@ -29,6 +29,7 @@ import type {
 import type { FeatureDefinitions, FeatureValue } from '../../runtime/features/types.js';
 import { FeatureType } from '../../runtime/features/types.js';
 import { fnv1a32 } from '../../runtime/placement/hash.js';
+import { fractionalYear } from '../features/batch-views.js';
 
 const MINUTE_MS = 60_000;
 const DAY_MS = 86_400_000;
@@ -99,6 +100,7 @@ const INPUT_TYPES: Readonly<Record<string, readonly FeatureType[]>> = {
   number: [FeatureType.Float, FeatureType.Int],
   string: [FeatureType.String],
   list: [FeatureType.StringList],
+  numbers: [FeatureType.FloatList],
 };
 
 /** What each input is read as (`view.field` → kind of {@link INPUT_TYPES}). */
@@ -107,14 +109,22 @@ const INPUT_KIND: Readonly<Record<string, keyof typeof INPUT_TYPES>> = {
   'user_profile.mean_rating': 'number',
   'user_profile.signup_at_ms': 'number',
   'user_profile.top_categories': 'list',
+  'user_profile.top_tags': 'list',
+  'user_profile.top_tag_shares': 'numbers',
+  'user_profile.era_mean_year': 'number',
+  'user_profile.era_sd_years': 'number',
+  'user_profile.mean_item_log_interactions': 'number',
   'user_realtime.views_5m': 'number',
   'user_realtime.clicks_5m': 'number',
   'user_realtime.views_30m': 'number',
   'user_realtime.clicks_30m': 'number',
+  'user_realtime.ratings_5m': 'number',
+  'user_realtime.ratings_30m': 'number',
   'user_realtime.top_categories_5m': 'list',
   'user_realtime.last_event_ms': 'number',
   'item_profile.category': 'string',
   'item_profile.created_at_ms': 'number',
+  'item_profile.tags': 'list',
   'item_popularity.interactions': 'number',
   'item_popularity.interactions_30d': 'number',
   'item_popularity.users': 'number',
@@ -145,6 +155,42 @@ const NO_STRINGS: readonly string[] = [];
 function strings(row: ServedRow, field: string): readonly string[] {
   const value: FeatureValue | undefined = row.values[field];
   return Array.isArray(value) ? (value as readonly string[]) : NO_STRINGS;
+}
+
+const NO_NUMBERS: readonly number[] = [];
+
+function numbers(row: ServedRow, field: string): readonly number[] {
+  const value: FeatureValue | undefined = row.values[field];
+  return Array.isArray(value) ? (value as readonly number[]) : NO_NUMBERS;
+}
+
+/**
+ * How much the user's items share the item's tags: the user's share of each of the item's tags
+ * (the share of their events on an item carrying it; 0 for a tag not among their top tags),
+ * averaged over the item's tags (`mean`) or the highest (`max`). NaN when the item has no tags or
+ * the user no top tags.
+ */
+function tagAffinity(ctx: RankingContext, what: 'mean' | 'max'): number {
+  const tags = strings(ctx.itemProfile, 'tags');
+  const top = strings(ctx.userProfile, 'top_tags');
+  const shares = numbers(ctx.userProfile, 'top_tag_shares');
+  if (tags.length === 0 || top.length === 0) return Number.NaN;
+  let sum = 0;
+  let max = 0;
+  for (const tag of tags) {
+    const at = top.indexOf(tag);
+    const share = at === -1 ? 0 : (shares[at] ?? 0);
+    sum += share;
+    if (share > max) max = share;
+  }
+  return what === 'max' ? max : sum / tags.length;
+}
+
+/** The item's creation year minus the user's mean; NaN when either is unknown. */
+function eraGap(ctx: RankingContext): number {
+  const created = num(ctx.itemProfile, 'created_at_ms');
+  const era = num(ctx.userProfile, 'era_mean_year');
+  return created > 0 && era > 0 ? fractionalYear(created) - era : Number.NaN;
 }
 
 /** `ln(1 + count)`: counts span orders of magnitude; NaN for a negative or missing count. */
@@ -369,6 +415,18 @@ export const RANKING_FEATURES: readonly RankingFeature[] = Object.freeze([
     'userRealtime',
     'user_realtime.clicks_30m',
   ),
+  loggedCount(
+    'user_log_ratings_5m',
+    "ln(1 + the user's ratings in the 5 minutes up to their newest live event), stream.",
+    'userRealtime',
+    'user_realtime.ratings_5m',
+  ),
+  loggedCount(
+    'user_log_ratings_30m',
+    "ln(1 + the user's ratings in the 30 minutes up to their newest live event), stream.",
+    'userRealtime',
+    'user_realtime.ratings_30m',
+  ),
   numeric(
     'user_minutes_since_event',
     "Minutes since the user's newest live event; NaN for none in a day.",
@@ -399,6 +457,45 @@ export const RANKING_FEATURES: readonly RankingFeature[] = Object.freeze([
     "Position of the item's category among those of the user's live session (0 = most engaged); NaN when not among them.",
     ['user_realtime.top_categories_5m', 'item_profile.category'],
     (ctx) => listed(ctx, strings(ctx.userRealtime, 'top_categories_5m'), 'rank'),
+  ),
+
+  numeric(
+    'user_tag_affinity',
+    "Mean over the item's tags of the share of the user's events on items carrying the tag (0 for a tag not among their top tags), batch; NaN when the item has no tags or the user none.",
+    ['item_profile.tags', 'user_profile.top_tags', 'user_profile.top_tag_shares'],
+    (ctx) => tagAffinity(ctx, 'mean'),
+  ),
+  numeric(
+    'user_tag_affinity_max',
+    "The highest of those shares over the item's tags, batch; NaN when the item has no tags or the user none.",
+    ['item_profile.tags', 'user_profile.top_tags', 'user_profile.top_tag_shares'],
+    (ctx) => tagAffinity(ctx, 'max'),
+  ),
+  numeric(
+    'item_era_gap_years',
+    "The item's creation (release) year minus the mean year of the user's items; NaN when either is unknown.",
+    ['item_profile.created_at_ms', 'user_profile.era_mean_year'],
+    eraGap,
+  ),
+  numeric(
+    'item_era_z',
+    "item_era_gap_years over the spread of the user's years (at least a year); NaN when unknown.",
+    ['item_profile.created_at_ms', 'user_profile.era_mean_year', 'user_profile.era_sd_years'],
+    (ctx) => eraGap(ctx) / Math.max(1, num(ctx.userProfile, 'era_sd_years')),
+  ),
+  numeric(
+    'item_popularity_gap',
+    "ln(1 + events on the item) minus the user's mean of it over their events: how much more mainstream than their usual, batch; NaN for a user without events.",
+    [
+      'item_popularity.interactions',
+      'user_profile.mean_item_log_interactions',
+      'user_profile.interactions',
+    ],
+    (ctx) =>
+      num(ctx.userProfile, 'interactions') > 0
+        ? logCount(num(ctx.itemPopularity, 'interactions')) -
+          num(ctx.userProfile, 'mean_item_log_interactions')
+        : Number.NaN,
   ),
 ]);
 

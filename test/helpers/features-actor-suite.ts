@@ -82,6 +82,8 @@ export function featuresActorSuite(name: string, env: () => FeaturesSuiteEnv): v
             clicks_5m: 0,
             views_30m: 0,
             clicks_30m: 0,
+            ratings_5m: 0,
+            ratings_30m: 0,
             top_categories_5m: [],
             last_event_ms: 0,
           },

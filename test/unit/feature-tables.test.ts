@@ -29,6 +29,9 @@ import { FeatureType, ViewSource } from '../../runtime/features/types.js';
 import type { FeatureDefinitions, ViewDefinition } from '../../runtime/features/types.js';
 
 const DAY = 86_400_000;
+const YEAR_MS = 365.2425 * DAY;
+/** A number within 10^-digits / 2 of `value`, for the fields computed in floating point. */
+const near = (value: number, digits: number): unknown => expect.closeTo(value, digits);
 const definitions = loadFeatureDefinitions('configs/features.yaml');
 
 const dirs: string[] = [];
@@ -130,6 +133,16 @@ describe('batch views of a hand-made data set', () => {
         mean_rating: 3,
         // drama: i0 three times and i2; comedy: i1.
         top_categories: ['drama', 'comedy'],
+        // The items of the last events, oldest first, repeats kept.
+        recent_items: ['i0', 'i0', 'i2', 'i1', 'i0'],
+        // live: i0 three times and i2; short: i0 three times; of 5 events.
+        top_tags: ['live', 'short'],
+        top_tag_shares: [0.8, 0.6],
+        // i0 (1000 ms) three times and i2 (2000 ms); i1 has no creation time.
+        era_mean_year: near(1970 + 1250 / YEAR_MS, 12),
+        era_sd_years: near(Math.sqrt(187_500) / YEAR_MS, 15),
+        // i0 has 4 events, i2 1, i1 2.
+        mean_item_log_interactions: near((3 * Math.log(5) + Math.log(2) + Math.log(3)) / 5, 12),
       },
       {
         id: 'u1',
@@ -142,6 +155,15 @@ describe('batch views of a hand-made data set', () => {
         mean_rating: 4,
         // news twice; comedy, drama and horror once each: the tie goes to the smaller names.
         top_categories: ['news', 'comedy', 'drama'],
+        recent_items: ['i1', 'i0', 'i3', 'i4', 'i4'],
+        // short: i0 and i4 twice; live: i0.
+        top_tags: ['short', 'live'],
+        top_tag_shares: [0.6, 0.2],
+        // i0 (1000 ms) and i4 (3000 ms) twice.
+        era_mean_year: near(1970 + 7000 / 3 / YEAR_MS, 12),
+        era_sd_years: near(Math.sqrt(8_000_000 / 9) / YEAR_MS, 15),
+        // i1 and i4 have 2 events, i0 4, i3 1.
+        mean_item_log_interactions: near((Math.log(5) + 3 * Math.log(3) + Math.log(2)) / 5, 12),
       },
       {
         id: 'u2',
@@ -154,6 +176,12 @@ describe('batch views of a hand-made data set', () => {
         interactions: 0,
         mean_rating: 0,
         top_categories: [],
+        recent_items: [],
+        top_tags: [],
+        top_tag_shares: [],
+        era_mean_year: 0,
+        era_sd_years: 0,
+        mean_item_log_interactions: 0,
       },
     ]);
   });

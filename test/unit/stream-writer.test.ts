@@ -180,6 +180,8 @@ describe('stream feature writer', () => {
       clicks_5m: 2,
       views_30m: 6,
       clicks_30m: 2,
+      ratings_5m: 0,
+      ratings_30m: 0,
       // books 3, news 2, then tv and music with 1 each, tv the more recent; film too old.
       top_categories_5m: ['books', 'news', 'tv'],
       last_event_ms: now - 30 * SECOND,
