@@ -3,7 +3,7 @@
  * whose artefacts do not exist yet (no item index built) is left out unless the host was asked
  * for it by name, in which case start-up fails with what is missing.
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ActorKind } from '../runtime/actor/actor.js';
 import type { Protocol } from '../runtime/actor/protocol.js';
@@ -15,6 +15,28 @@ import { featuresKind } from './features/index.js';
 import { itemShardKind } from './item-shard/index.js';
 import { loadRanker } from '../models/ranking/ranker.js';
 import { RANK_KIND, localRankerSlots, rankerKind } from './ranker/index.js';
+import { shardFiles } from './item-shard/index-file.js';
+import type { ShardManifest } from './item-shard/index-file.js';
+import { USER_FEED_KIND, USER_KIND, userFeedKind, userKind } from './user/index.js';
+
+/**
+ * The retrieval model an item index was built from, `<data.dir>/models/retrieval/<model
+ * version>` (the version its shard manifests name), and its shard count; `undefined` when the
+ * index cannot say or the folder is not there.
+ */
+export function resolveIndexModel(
+  config: ResolvedConfig,
+  indexDir: string,
+): { modelDir: string; shards: number } | undefined {
+  let manifest: ShardManifest;
+  try {
+    manifest = JSON.parse(readFileSync(shardFiles(indexDir, 0).manifest, 'utf8')) as ShardManifest;
+  } catch {
+    return undefined;
+  }
+  const modelDir = resolve(config.data.dir, 'models', 'retrieval', manifest.modelVersion);
+  return existsSync(modelDir) ? { modelDir, shards: manifest.shards } : undefined;
+}
 
 /** The index folder the item shards serve: `items.index_version`, else the newest one built. */
 export function resolveIndexDir(config: ResolvedConfig): string | undefined {
@@ -69,6 +91,29 @@ export function createBuiltinKinds({ config, log }: KindModuleContext): ActorKin
     );
   } else {
     log.info('no item index built yet: item shards are not started');
+  }
+  const model = indexDir === undefined ? undefined : resolveIndexModel(config, indexDir);
+  if (model !== undefined) {
+    kinds.push(
+      userKind({
+        modelDir: model.modelDir,
+        shards: model.shards,
+        recommend: config.recommend,
+        events: config.events,
+        historyLength: config.retrieval.historyLength,
+        log: log.child({ module: 'user-model' }),
+      }),
+      userFeedKind({ events: config.events, replayMs: config.recommend.replayHours * 3_600_000 }),
+    );
+  } else if (wanted.has(USER_KIND) || wanted.has(USER_FEED_KIND)) {
+    throw new ConfigError(
+      'host.actors',
+      indexDir === undefined
+        ? `user needs an item index under ${resolve(config.data.dir, 'indexes')} (build one with recsys index)`
+        : `user needs the retrieval model the item index ${indexDir} was built from, under ${resolve(config.data.dir, 'models', 'retrieval')}`,
+    );
+  } else {
+    log.info('no item index and retrieval model: user actors are not started');
   }
   const modelsDir = resolve(config.data.dir, 'models');
   if (wanted.has(RANK_KIND) || localRankerSlots(modelsDir).length > 0) {

@@ -167,9 +167,9 @@ export class RankerActor extends Actor<RankerProtocol> {
       const n = candidates.length;
       const rows = assembleFeatures(model.schema, inputs.contexts);
       const scores = await model.score(rows, n);
-      const order = Array.from({ length: n }, (_, i) => i).sort(
-        (a, b) => (scores[b] as number) - (scores[a] as number) || a - b,
-      );
+      const order = Array.from({ length: n }, (_, i) => i)
+        .sort((a, b) => (scores[b] as number) - (scores[a] as number) || a - b)
+        .slice(0, request.top_k ?? n);
       this.record(n, performance.now() - started);
       return {
         items: order.map((i) => ({

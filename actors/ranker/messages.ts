@@ -21,6 +21,11 @@ export interface RankRequest {
   candidates: RankCandidate[];
   /** The time features are taken at (epoch ms); the ranker's clock when absent. */
   now_ms?: number;
+  /**
+   * Answer only the best `top_k` (1..{@link MAX_CANDIDATES}); every candidate when absent. Every
+   * candidate is scored either way: it keeps the reply, which the caller decodes, small.
+   */
+  top_k?: number;
 }
 
 export interface RankedItem {
@@ -30,7 +35,7 @@ export interface RankedItem {
 }
 
 export interface RankReply {
-  /** Every candidate, best first. */
+  /** Every candidate (or the best `top_k`), best first. */
   items: RankedItem[];
   /** The model version that scored them. */
   model_version: string;
@@ -82,8 +87,8 @@ function onlyKeys(payload: Record<string, unknown>, known: readonly string[], at
 
 export function validateRank(payload: unknown): RankRequest {
   const request = plainObject(payload, 'request');
-  onlyKeys(request, ['user_id', 'candidates', 'now_ms']);
-  const { user_id, candidates, now_ms } = request;
+  onlyKeys(request, ['user_id', 'candidates', 'now_ms', 'top_k']);
+  const { user_id, candidates, now_ms, top_k } = request;
   checkEntityId(user_id, 'user_id');
   if (!Array.isArray(candidates) || candidates.length === 0 || candidates.length > MAX_CANDIDATES) {
     throw new BadRequestError('candidates', `must be an array of 1..${MAX_CANDIDATES} candidates`);
@@ -108,9 +113,18 @@ export function validateRank(payload: unknown): RankRequest {
   ) {
     throw new BadRequestError('now_ms', 'must be a non-negative epoch-ms number');
   }
-  return now_ms === undefined
-    ? { user_id, candidates: checked }
-    : { user_id, candidates: checked, now_ms };
+  if (
+    top_k !== undefined &&
+    (typeof top_k !== 'number' || !Number.isInteger(top_k) || top_k < 1 || top_k > MAX_CANDIDATES)
+  ) {
+    throw new BadRequestError('top_k', `must be an integer in 1..${MAX_CANDIDATES}`);
+  }
+  return {
+    user_id,
+    candidates: checked,
+    ...(now_ms === undefined ? {} : { now_ms }),
+    ...(top_k === undefined ? {} : { top_k }),
+  };
 }
 
 export function validateStats(payload: unknown): Record<string, never> {

@@ -19,6 +19,8 @@
  * recommendation reflects them at once. Events reach the actor from the stream as well, so a lost
  * `observe` only delays them; the session drops an event it has already applied (by event id).
  */
+import { BadRequestError } from '../../runtime/errors.js';
+import { MAX_ID_LENGTH, parseFeedbackEvent } from '../../runtime/events/index.js';
 import type { FeedbackEvent } from '../../runtime/events/index.js';
 
 export const USER_KIND = 'user';
@@ -117,3 +119,128 @@ export type UserProtocol = {
   observe: { request: ObserveRequest; reply: ObserveReply };
   state: { request: Record<string, never>; reply: SessionState };
 };
+
+/** Most item ids one `recommend` may exclude. */
+export const MAX_EXCLUDE = 1000;
+/** Most categories one `recommend` may filter by. */
+export const MAX_CATEGORIES = 100;
+/** Most events one `observe` may carry. */
+export const MAX_OBSERVE_EVENTS = 1000;
+
+/** What the validators need from the configuration. */
+export interface RecommendLimits {
+  /** `recommend.max_count`. */
+  maxCount: number;
+}
+
+function plainObject(payload: unknown, field: string): Record<string, unknown> {
+  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
+    throw new BadRequestError(field, 'must be an object');
+  }
+  return payload as Record<string, unknown>;
+}
+
+function onlyKeys(payload: Record<string, unknown>, known: readonly string[]): void {
+  for (const key of Object.keys(payload)) {
+    if (!known.includes(key)) {
+      throw new BadRequestError(key, `unknown field (known: ${known.join(', ') || 'none'})`);
+    }
+  }
+}
+
+function idList(value: unknown, field: string, max: number, what: string): string[] {
+  if (!Array.isArray(value) || value.length > max) {
+    throw new BadRequestError(field, `must be an array of at most ${max} ${what}`);
+  }
+  return value.map((id: unknown, i) => {
+    if (typeof id !== 'string' || id.length === 0 || id.length > MAX_ID_LENGTH) {
+      throw new BadRequestError(
+        `${field}[${i}]`,
+        `must be a string of 1..${MAX_ID_LENGTH} characters`,
+      );
+    }
+    return id;
+  });
+}
+
+/** Checks a `recommend` request; throws `BadRequestError` naming the field. */
+export function validateRecommend(payload: unknown, limits: RecommendLimits): RecommendRequest {
+  const request = plainObject(payload ?? {}, 'request');
+  onlyKeys(request, ['count', 'exclude', 'categories', 'now_ms']);
+  const { count, exclude, categories, now_ms } = request;
+  const out: RecommendRequest = {};
+  if (count !== undefined) {
+    if (typeof count !== 'number' || !Number.isInteger(count) || count < 1) {
+      throw new BadRequestError('count', `must be an integer in 1..${limits.maxCount}`);
+    }
+    if (count > limits.maxCount) {
+      throw new BadRequestError('count', `must be at most ${limits.maxCount}, got ${count}`);
+    }
+    out.count = count;
+  }
+  if (exclude !== undefined) out.exclude = idList(exclude, 'exclude', MAX_EXCLUDE, 'item ids');
+  if (categories !== undefined) {
+    const list = idList(categories, 'categories', MAX_CATEGORIES, 'categories');
+    if (list.length === 0) throw new BadRequestError('categories', 'must not be empty when given');
+    out.categories = list;
+  }
+  if (now_ms !== undefined) {
+    if (typeof now_ms !== 'number' || !Number.isFinite(now_ms) || now_ms < 0) {
+      throw new BadRequestError('now_ms', 'must be a non-negative epoch-ms number');
+    }
+    out.now_ms = now_ms;
+  }
+  return out;
+}
+
+/**
+ * Checks an `observe` request: every event as the events stream would store it, its fields named
+ * `events[i].<field>`. That the events are this actor's user's is checked by the actor.
+ */
+export function validateObserve(payload: unknown): ObserveRequest {
+  const request = plainObject(payload, 'request');
+  onlyKeys(request, ['events']);
+  const { events } = request;
+  if (!Array.isArray(events) || events.length === 0 || events.length > MAX_OBSERVE_EVENTS) {
+    throw new BadRequestError('events', `must be an array of 1..${MAX_OBSERVE_EVENTS} events`);
+  }
+  return {
+    events: events.map((event: unknown, i) => {
+      try {
+        return parseFeedbackEvent(event);
+      } catch (err) {
+        if (!(err instanceof BadRequestError)) throw err;
+        const field = err.field === 'payload' ? `events[${i}]` : `events[${i}].${err.field}`;
+        throw new BadRequestError(field, err.message.slice(err.field.length + 2));
+      }
+    }),
+  };
+}
+
+/** Checks a `state` request: an empty object (or nothing). */
+export function validateState(payload: unknown): Record<string, never> {
+  if (payload !== undefined) onlyKeys(plainObject(payload, 'request'), []);
+  return {};
+}
+
+/** The user kind's figures on one host, in `$SRV.STATS` (`kind_stats`). */
+export interface UserKindStats {
+  /** Recommendations answered since the host started. */
+  recommends: number;
+  /** Recommendations with each degradation reason. */
+  degraded: Record<Degraded, number>;
+  /** Recommendations served to users without an id embedding or history. */
+  cold_starts: number;
+  /** Feedback events applied by `observe` (duplicates not counted), and duplicates skipped. */
+  observed: number;
+  duplicates: number;
+  /** Impression events that could not be stored. */
+  impression_failures: number;
+  /** Whole-recommendation latency in the actor, ms: median and 99th percentile of recent ones. */
+  latency_p50_ms: number | null;
+  latency_p99_ms: number | null;
+  /** The retrieval model the user tower comes from, and whether it loaded. */
+  model_version: string;
+  tower_loaded: boolean;
+  popular_items: number;
+}

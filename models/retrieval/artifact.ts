@@ -7,6 +7,7 @@
  *   item_ids.json         item id of each row
  *   user_ids.json         user id of each user_index
  *   vocab.json            categories, tags, age bands, countries, devices (the index spaces)
+ *   popular_items.json    the most popular item ids, most first (the serving fallback)
  *   manifest.json         signatures, shape, training config and report, data set fingerprint,
  *                         split, metrics, export check
  *
@@ -34,6 +35,9 @@ export const ITEM_EMBEDDINGS_FILE = 'item_embeddings.f32';
 export const ITEM_IDS_FILE = 'item_ids.json';
 export const USER_IDS_FILE = 'user_ids.json';
 export const VOCAB_FILE = 'vocab.json';
+export const POPULAR_ITEMS_FILE = 'popular_items.json';
+/** Popular items an artefact lists unless told otherwise. */
+export const DEFAULT_POPULAR_ITEMS = 1000;
 
 /** Which events the model learned from, and which it was kept away from. */
 export interface SplitInfo {
@@ -63,6 +67,11 @@ export interface RetrievalManifest {
     readonly normalised: true;
   };
   readonly ids: { readonly items: string; readonly users: string; readonly vocab: string };
+  /**
+   * The most popular items, for serving when retrieval cannot run. Absent in artefacts written
+   * before it existed: they have no popular items to fall back on.
+   */
+  readonly popular?: { readonly file: string; readonly count: number; readonly rule: string };
   readonly features: {
     readonly unknownIndex: -1;
     readonly profileFields: readonly string[];
@@ -100,6 +109,8 @@ export interface RetrievalArtifactInput {
   readonly exportCheck: ExportCheck;
   /** Loss, and the evaluator's figures when it ran. */
   readonly metrics: Record<string, unknown>;
+  /** How many of the most popular items `popular_items.json` lists. @default 1000 */
+  readonly popularItems?: number;
   /** @default new Date() */
   readonly now?: Date;
 }
@@ -135,6 +146,11 @@ export async function writeRetrievalArtifact(
   const embeddingBytes = bytesOf(itemEmbeddings);
   const version = artifactVersion(now, [exported.userTower, exported.itemTower, embeddingBytes]);
   const shape = trained.model.shape;
+  const popular = popularItemIds(
+    trained.itemPopularity,
+    dataset.items.ids,
+    input.popularItems ?? DEFAULT_POPULAR_ITEMS,
+  );
   // Everything but the progress callback, which is no part of the recipe.
   const config: Omit<ResolvedTwoTowerTrainOptions, 'onEpoch'> = { ...trained.options };
   delete (config as Partial<ResolvedTwoTowerTrainOptions>).onEpoch;
@@ -157,6 +173,11 @@ export async function writeRetrievalArtifact(
       normalised: true,
     },
     ids: { items: ITEM_IDS_FILE, users: USER_IDS_FILE, vocab: VOCAB_FILE },
+    popular: {
+      file: POPULAR_ITEMS_FILE,
+      count: popular.length,
+      rule: `items with training interactions, most first by Σ of 0.5 ** (days before referenceTime / ${trained.options.recencyHalfLifeDays || Infinity}) (the popularity bucket's count); ties to the lower item index`,
+    },
     features: {
       unknownIndex: -1,
       profileFields: [...PROFILE_FIELDS],
@@ -199,9 +220,50 @@ export async function writeRetrievalArtifact(
     [ITEM_IDS_FILE, JSON.stringify(items.ids)],
     [USER_IDS_FILE, JSON.stringify(users.ids)],
     [VOCAB_FILE, JSON.stringify(vocab)],
+    [POPULAR_ITEMS_FILE, JSON.stringify(popular)],
     [RETRIEVAL_MANIFEST_FILE, `${JSON.stringify(manifest, null, 2)}\n`],
   ]);
   return { dir, version, manifest };
+}
+
+/**
+ * The ids of the `count` items with the largest `popularity` (> 0), most first; ties go to the
+ * lower item index, so the list is the same for the same model.
+ */
+export function popularItemIds(
+  popularity: ArrayLike<number>,
+  ids: readonly string[],
+  count: number,
+): string[] {
+  if (!Number.isSafeInteger(count) || count < 0) {
+    throw new RangeError('popularItems must be a non-negative integer');
+  }
+  const order: number[] = [];
+  for (let i = 0; i < ids.length; i++) if ((popularity[i] ?? 0) > 0) order.push(i);
+  order.sort((a, b) => (popularity[b] as number) - (popularity[a] as number) || a - b);
+  return order.slice(0, count).map((i) => ids[i] as string);
+}
+
+/**
+ * The popular items an artefact folder lists, most first; empty for an artefact written before
+ * they were (no `popular` in its manifest).
+ */
+export async function readPopularItems(
+  dir: string,
+  manifest: RetrievalManifest,
+): Promise<string[]> {
+  if (manifest.popular === undefined) return [];
+  const path = join(dir, manifest.popular.file);
+  let ids: unknown;
+  try {
+    ids = JSON.parse(await readFile(path, 'utf8'));
+  } catch (err) {
+    throw new RetrievalArtifactError(path, 'cannot read the popular items', { cause: err });
+  }
+  if (!Array.isArray(ids) || !ids.every((id) => typeof id === 'string')) {
+    throw new RetrievalArtifactError(path, 'expected an array of item ids');
+  }
+  return ids;
 }
 
 export class RetrievalArtifactError extends Error {

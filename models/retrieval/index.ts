@@ -56,14 +56,18 @@ export {
 export { ONNX_OPSET, exportTowers, readInitializers, type ExportedTowers } from './onnx-export.js';
 export type { ExportCheck } from './onnx-runtime.js';
 export {
+  DEFAULT_POPULAR_ITEMS,
   ITEM_EMBEDDINGS_FILE,
   ITEM_IDS_FILE,
+  POPULAR_ITEMS_FILE,
   RETRIEVAL_MANIFEST_FILE,
   RetrievalArtifactError,
   USER_IDS_FILE,
   VOCAB_FILE,
   artifactVersion,
   loadRetrievalArtifact,
+  popularItemIds,
+  readPopularItems,
   readRetrievalManifest,
   writeRetrievalArtifact,
   type LoadedRetrievalModel,

@@ -123,6 +123,11 @@ export interface TrainedTwoTower {
   readonly itemFeatures: ItemFeatures;
   /** `[users × 3]` profiles of the data set's users. */
   readonly profiles: Int32Array;
+  /**
+   * Training interactions per item (item-index order), weighted by recency as the popularity
+   * bucket counts them: what the popular-items fallback ranks by.
+   */
+  readonly itemPopularity: Float64Array;
   readonly referenceTime: number;
   readonly options: ResolvedTwoTowerTrainOptions;
   readonly report: TwoTowerTrainReport;
@@ -283,6 +288,7 @@ export function trainTwoTower(
     model,
     itemFeatures,
     profiles,
+    itemPopularity: mainShare,
     referenceTime,
     options: opts,
     report: {

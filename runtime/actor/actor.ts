@@ -98,6 +98,12 @@ export interface ActorKind<P extends Protocol = Protocol> {
   readonly activateOnStart?: boolean;
   /** Grouped kinds only: the groups a host serves when `host.groups` does not name this kind. */
   readonly defaultGroups?: readonly string[];
+  /**
+   * Figures of the kind as a whole (totals over its instances: a keyed kind has too many to list
+   * one by one), shown by `$SRV.STATS` as `kind_stats`. Read on the host's event loop: cheap, and
+   * changing nothing.
+   */
+  readonly stats?: () => object;
 }
 
 /** Checks a kind's definition once, at registration, so a typo fails at start-up. */

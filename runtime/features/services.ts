@@ -52,7 +52,8 @@ export interface CreateFeatureServicesOptions {
   store?: OnlineStore;
 }
 
-const ownedStores = new WeakSet<OnlineStore>();
+/** Services that opened their store themselves: only those close it. */
+const ownStore = new WeakSet<FeatureServices>();
 
 /**
  * Builds the feature services of a node. A Redis store is created without waiting for Redis: a
@@ -73,8 +74,8 @@ export function createFeatureServices(options: CreateFeatureServicesOptions): Fe
             log: options.log,
           })
         : new MemoryOnlineStore({ definitions });
-    ownedStores.add(store);
   }
+  const owned = options.store === undefined;
   const changes = new FeatureChanges(options.bus, options.prefix);
   const online = new OnlineFeatures({
     ...options.features,
@@ -85,7 +86,7 @@ export function createFeatureServices(options: CreateFeatureServicesOptions): Fe
     log: options.log,
   });
   let writerMetrics: StreamWriterMetrics | undefined;
-  return {
+  const services: FeatureServices = {
     registry,
     store,
     online,
@@ -93,10 +94,12 @@ export function createFeatureServices(options: CreateFeatureServicesOptions): Fe
     metricsRegistry: options.metricsRegistry,
     streamWriterMetrics: () => (writerMetrics ??= new StreamWriterMetrics(options.metricsRegistry)),
   };
+  if (owned) ownStore.add(services);
+  return services;
 }
 
 /** Writes out what is buffered, then closes the store if these services opened it. */
 export async function closeFeatureServices(services: FeatureServices): Promise<void> {
   await services.online.close();
-  if (ownedStores.has(services.store)) await services.store.close();
+  if (ownStore.has(services)) await services.store.close();
 }

@@ -377,7 +377,16 @@ export class ActorHost implements PartitionListener {
       ...(state.kind.placement === 'keyed'
         ? { partitions_owned: state.partitions.size, partitions: this.servedPartitions(kindName) }
         : { groups: [...state.groups.keys()], actors: this.groupStats(state) }),
+      ...(state.kind.stats === undefined ? {} : { kind_stats: this.kindLevelStats(state) }),
     };
+  }
+
+  private kindLevelStats(state: KindState): object {
+    try {
+      return state.kind.stats!();
+    } catch (err) {
+      return { error: err instanceof Error ? err.message : String(err) };
+    }
   }
 
   /** Groups served for a grouped kind: from `host.groups`, else the kind's defaults. */

@@ -99,10 +99,13 @@ describe('the rank actor, in process', () => {
     expect(reply.items[0]!.score).toBeGreaterThan(reply.items[2]!.score);
     expect(reply.model_version).toBe(ascending.split('/').at(-1));
     expect(reply.degraded).toEqual([]);
+    // top_k: every candidate is scored, only the best come back.
+    const top = await rank(node, { user_id: 'u1', candidates, top_k: 2 });
+    expect(top.items.map((item) => item.item_id)).toEqual(['high', 'mid']);
     const stats = await node.client.grouped<RankerProtocol>('rank').ask('gbdt', 'stats', {});
     expect(stats).toMatchObject({
       slot: 'ranker.gbdt',
-      requests: 1,
+      requests: 2,
       batch_max: 3,
       model_kind: 'gbdt',
     });
@@ -135,6 +138,8 @@ describe('the rank actor, in process', () => {
       await field({ user_id: 'u1', candidates: [...candidates, { item_id: 'low', score: 1 }] }),
     ).toBe('candidates[3].item_id');
     expect(await field({ user_id: 'u1', candidates, features: [] })).toBe('features');
+    expect(await field({ user_id: 'u1', candidates, top_k: 0 })).toBe('top_k');
+    expect(await field({ user_id: 'u1', candidates, top_k: 1.5 })).toBe('top_k');
     const reply = await rank(node, { user_id: 'u1', candidates: candidates.slice(0, 1) });
     expect(reply.items).toHaveLength(1);
   });

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { loadRetrievalArtifact } from '../../models/retrieval/artifact.js';
+import { loadRetrievalArtifact, readPopularItems } from '../../models/retrieval/artifact.js';
 import { emptyUserBatch, itemBatch, userBatch } from '../../models/retrieval/features.js';
 import { exportTowers } from '../../models/retrieval/onnx-export.js';
 import { checkExport, OnnxItemTower, OnnxUserTower } from '../../models/retrieval/onnx-runtime.js';
@@ -115,6 +115,7 @@ describe('ONNX export of the towers', () => {
       'item_ids.json',
       'item_tower.onnx',
       'manifest.json',
+      'popular_items.json',
       'user_ids.json',
       'user_tower.onnx',
       'vocab.json',
@@ -124,6 +125,10 @@ describe('ONNX export of the towers', () => {
 
     const loaded = await loadRetrievalArtifact(dir);
     expect(loaded.manifest.metrics).toMatchObject({ recallAt10: 0.5 });
+    // The popular items of the fallback: trained-on items, each once, most popular first.
+    const popular = await readPopularItems(dir, loaded.manifest);
+    expect(popular.length).toBeGreaterThan(0);
+    expect(new Set(popular).size).toBe(popular.length);
     expect(loaded.manifest.signatures.userTower.inputs.map((i) => i.name)).toEqual([
       'user_index',
       'profile',
