@@ -1,10 +1,11 @@
 # syntax=docker/dockerfile:1
 
-# One image for every recsys process: `recsys node` (a host over NATS), `recsys start` (embedded,
-# everything in one process) and `recsys services`. The first argument picks the subcommand:
+# One image for every recsys process: `recsys node` (a host over NATS), `recsys gateway` (the HTTP
+# API), `recsys start` (embedded, everything in one process, the gateway on port 8000), `recsys demo`
+# and `recsys services`. The first argument picks the subcommand:
 #
 #   docker build -t recsys .
-#   docker run --rm -p 127.0.0.1:9464:9464 recsys start
+#   docker run --rm -p 127.0.0.1:8000:8000 recsys start
 #   docker run --rm -e RECSYS_TRANSPORT=nats -e NATS_URL=nats://nats:4222 recsys node --actors user
 #
 # Options come from configs/config.yaml, then environment variables (RECSYS_TRANSPORT, NATS_URL,
@@ -33,11 +34,14 @@ COPY --from=build /app/dist ./dist
 COPY bin ./bin
 COPY configs ./configs
 
-# The files stay root-owned and read-only to the process; it writes nothing to disk.
+# The code stays root-owned and read-only to the process. data.dir (.data) is the one folder it
+# writes: data sets, models and indexes (a volume in docker-compose.yml).
+RUN mkdir -p /app/.data && chown node:node /app/.data
 USER node
 
-# /metrics and /healthz of each process (metrics.port in configs/config.yaml).
+# /metrics and /healthz of each host process (metrics.port), and the HTTP gateway (gateway.port).
 EXPOSE 9464
+EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:9464/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 

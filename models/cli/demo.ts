@@ -3,8 +3,14 @@
  * model and a GBDT ranker trained on all of it, in seconds, so the embedded system has the whole
  * pipeline to serve.
  */
+import type { Command } from 'commander';
 import type { Logger } from 'pino';
+import { reportFailure } from '../../runtime/cli/exit.js';
+import { loadCommandConfig } from '../../runtime/config/index.js';
+import { ConfigError } from '../../runtime/errors.js';
+import { DataOptionError, DatasetFormatError } from '../data/errors.js';
 import { runDataGenerate } from './data.js';
+import { formatMaterializeResult, runMaterialize } from './materialize.js';
 import { runTrainRetrieval } from './train.js';
 import { runTrainRanker } from './train-ranker.js';
 
@@ -61,4 +67,47 @@ export async function buildDemoModel(
   const rankerDir = ranked.rankers[0]?.dir ?? '';
   log.info({ dir: rankerDir }, 'demo GBDT ranker trained');
   return { datasetDir: generated.out, modelDir: trained.artifact.dir, rankerDir };
+}
+
+/** Builds the demo's item index when `<data.dir>` has none; `actors/cli.ts` `prepareDemoIndex`. */
+export type PrepareDemo = (configPath: string | undefined) => Promise<string | undefined>;
+
+interface DemoFlags {
+  config?: string;
+}
+
+/**
+ * Adds `recsys demo`: what `recsys start` prepares on a fresh machine, as a step of its own, for a
+ * distributed deployment whose processes share a data folder (the compose file's `setup`): the
+ * demo data set, models and item index when `<data.dir>` has no index, then, with transport nats,
+ * the demo's batch features loaded into Redis (`recsys materialize`).
+ */
+export function registerDemoCommand(program: Command, prepare: PrepareDemo): void {
+  program
+    .command('demo')
+    .description(
+      'Build the demo data set, models and item index when data.dir has none; with transport nats, load its batch features into Redis',
+    )
+    .option('-c, --config <path>', 'config file (default: $RECSYS_CONFIG or configs/config.yaml)')
+    .action(async (flags: DemoFlags) => {
+      try {
+        const built = await prepare(flags.config);
+        process.stdout.write(
+          built === undefined
+            ? 'an item index exists already: nothing built\n'
+            : `built the demo item index ${built}\n`,
+        );
+        const config = loadCommandConfig(flags.config, process.env);
+        if (config.deployment.transport === 'nats' && config.features.embeddedDataset !== '') {
+          const result = await runMaterialize({
+            data: config.features.embeddedDataset,
+            progress: false,
+            ...(flags.config === undefined ? {} : { config: flags.config }),
+          });
+          process.stdout.write(formatMaterializeResult(result));
+        }
+      } catch (err) {
+        reportFailure(err, [ConfigError, DataOptionError, DatasetFormatError]);
+      }
+    });
 }

@@ -42,6 +42,12 @@ export const CONFIG_ENV_VARS: readonly ConfigEnvVar[] = [
     description: 'Number of user partitions.',
   },
   { name: 'RECSYS_HOST_ID', path: 'host.id', description: 'Host id (empty: generated).' },
+  {
+    name: 'RECSYS_METRICS_PORT',
+    path: 'metrics.port',
+    description: 'Port of the /metrics endpoint (0: none); one per process on a machine.',
+  },
+  { name: 'RECSYS_GATEWAY_PORT', path: 'gateway.port', description: 'Port of the HTTP gateway.' },
   { name: 'LOG_LEVEL', path: 'log.level', description: 'Log level, such as info or debug.' },
 ];
 

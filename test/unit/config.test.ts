@@ -445,6 +445,8 @@ describe('environment overrides', () => {
     ['REDIS_URL', 'redis://cache:6379', (c) => c.redis.url, 'redis://cache:6379'],
     ['RECSYS_PARTITIONS', '16', (c) => c.runtime.partitions, 16],
     ['RECSYS_HOST_ID', 'host-7', (c) => c.host.id, 'host-7'],
+    ['RECSYS_METRICS_PORT', '9465', (c) => c.metrics.port, 9465],
+    ['RECSYS_GATEWAY_PORT', '8080', (c) => c.gateway.port, 8080],
     ['LOG_LEVEL', 'warn', (c) => c.log.level, 'warn'],
   ];
 

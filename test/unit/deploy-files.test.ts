@@ -131,6 +131,8 @@ describe('Dockerfile', () => {
   it('starts the recsys CLI, exposes the metrics port and health-checks it', () => {
     expect(instructions(runtimeStage, 'ENTRYPOINT')).toEqual(['["node", "bin/recsys.js"]']);
     expect(instructions(runtimeStage, 'EXPOSE')).toContain(String(metricsPort));
+    const gatewayPort = loadConfig({ path: defaultConfigPath() }).gateway.port;
+    expect(instructions(runtimeStage, 'EXPOSE')).toContain(String(gatewayPort));
     const healthcheck = instructions(runtimeStage, 'HEALTHCHECK').join('\n');
     expect(healthcheck).toContain(`http://127.0.0.1:${metricsPort}/healthz`);
   });
@@ -243,6 +245,29 @@ describe('docker-compose.yml', () => {
     }
   });
 
+  it('builds the demo once before the hosts and the gateway start, into the volume they share', () => {
+    const setup = compose.services['setup'];
+    expect(setup === undefined ? [] : commandOf(setup)).toEqual(['demo']);
+    const dependents = [...nodeServices, ['gateway', compose.services['gateway']] as const];
+    for (const [name, service] of dependents) {
+      const dependsOn = service?.depends_on as Record<string, { condition?: string }> | undefined;
+      expect(dependsOn?.['setup']?.condition, name).toBe('service_completed_successfully');
+      expect(service?.volumes, name).toEqual(setup?.volumes);
+    }
+  });
+
+  it('runs the gateway over NATS on the configured port, published on 127.0.0.1', () => {
+    const gateway = compose.services['gateway'];
+    expect(gateway === undefined ? [] : commandOf(gateway)).toEqual(['gateway']);
+    const port = loadConfig({ path: defaultConfigPath() }).gateway.port;
+    expect(gateway?.ports).toEqual([`127.0.0.1:${port}:${port}`]);
+    const env = gateway === undefined ? {} : environmentOf(gateway);
+    const known = CONFIG_ENV_VARS.map((variable) => variable.name);
+    expect(Object.keys(env).filter((key) => !known.includes(key))).toEqual([]);
+    expect(resolveConfig({}, env).deployment.transport).toBe('nats');
+    expect(JSON.stringify(gateway?.healthcheck?.test)).toContain(`127.0.0.1:${port}/health`);
+  });
+
   it('publishes ports on 127.0.0.1 only', () => {
     for (const [name, service] of services) {
       for (const port of service.ports ?? []) {
@@ -275,6 +300,19 @@ describe('Prometheus', () => {
     expect([...targets].sort()).toEqual(
       nodeServices.map(([name]) => `${name}:${metricsPort}`).sort(),
     );
+  });
+});
+
+describe('Prometheus, the gateway', () => {
+  it('scrapes the gateway on its own port', () => {
+    const prometheus = readYaml('configs/prometheus/prometheus.yml') as {
+      scrape_configs: Array<{ job_name: string; static_configs?: Array<{ targets: string[] }> }>;
+    };
+    const job = prometheus.scrape_configs.find((config) => config.job_name === 'recsys-gateway');
+    const port = loadConfig({ path: defaultConfigPath() }).gateway.port;
+    expect((job?.static_configs ?? []).flatMap((config) => config.targets)).toEqual([
+      `gateway:${port}`,
+    ]);
   });
 });
 
