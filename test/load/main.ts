@@ -8,6 +8,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { stopAllServers } from '../helpers/servers.js';
 import { deepFmBenchmark } from './deepfm.js';
+import { e2eBenchmark } from './e2e.js';
 import { featuresBenchmark } from './features.js';
 import { gbdtBenchmark } from './gbdt.js';
 import { gbdtServeBenchmark } from './gbdt-serve.js';
@@ -29,6 +30,7 @@ const BENCHMARKS: readonly Benchmark[] = [
   gbdtServeBenchmark,
   deepFmBenchmark,
   rankingBenchmark,
+  e2eBenchmark,
 ];
 
 const DEFAULT_OUT_DIR = '.bench';
@@ -52,6 +54,10 @@ function usage(): string {
     "  --model DIR    index this retrieval model's item embeddings instead (retrieval)",
     '  --layouts L,.. only these layouts (retrieval: 1, 2, 4, 4x1 = 4 shards in one process)',
     '  --workers N    search worker threads per item shard, 0: inline (retrieval; default: config)',
+    '  --scale S      e2e: smoke (small synthetic world) or full (100k users, 1M items)',
+    '  --topology T   e2e: embedded (one recsys start) or distributed (NATS, Redis, a process per role)',
+    '  --rates R,..   e2e: open-loop arrival rates, requests/s (default 100,250,500,1000)',
+    '  --no-search    e2e: skip the search for the highest rate with p99 <= 50 ms',
     '  --profile DIR  write CPU profiles of the node processes started (main threads) to DIR',
     `  --out DIR      where the JSON and Markdown reports go (default ${DEFAULT_OUT_DIR})`,
     '  -h, --help     this text',
@@ -68,6 +74,13 @@ function positive(name: string, raw: string | undefined, integer: boolean): numb
     );
   }
   return value;
+}
+
+function oneOf<const T extends string>(name: string, raw: string, known: readonly T[]): T {
+  if (!(known as readonly string[]).includes(raw)) {
+    throw new RangeError(`--${name} must be one of ${known.join(', ')}, got ${raw}`);
+  }
+  return raw as T;
 }
 
 interface Parsed {
@@ -90,6 +103,10 @@ function parse(argv: string[]): Parsed {
       layouts: { type: 'string' },
       workers: { type: 'string' },
       profile: { type: 'string' },
+      scale: { type: 'string' },
+      topology: { type: 'string' },
+      rates: { type: 'string' },
+      'no-search': { type: 'boolean' },
       out: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -119,6 +136,14 @@ function parse(argv: string[]): Parsed {
   if (values.model !== undefined) options.model = values.model;
   if (values.layouts !== undefined) options.layouts = values.layouts.split(',');
   if (values.profile !== undefined) options.profileDir = resolve(values.profile);
+  if (values.scale !== undefined) options.scale = oneOf('scale', values.scale, ['smoke', 'full']);
+  if (values.topology !== undefined) {
+    options.topology = oneOf('topology', values.topology, ['embedded', 'distributed']);
+  }
+  if (values.rates !== undefined) {
+    options.rates = values.rates.split(',').map((rate) => positive('rates', rate, false) ?? 0);
+  }
+  if (values['no-search'] === true) options.search = false;
   return {
     benchmarks: benchmarks.length === 0 ? [...BENCHMARKS] : benchmarks,
     options,

@@ -23,6 +23,14 @@ export interface BenchOptions {
   layouts?: string[];
   /** Search worker threads per item shard (retrieval), instead of the shipped config's. */
   workers?: number;
+  /** e2e: the world (`smoke`: small synthetic, `full`: 100k users and 1M items). */
+  scale?: 'smoke' | 'full';
+  /** e2e: one embedded process, or every role in its own process over NATS and Redis. */
+  topology?: 'embedded' | 'distributed';
+  /** e2e: open-loop arrival rates, requests per second. */
+  rates?: number[];
+  /** e2e: search for the highest rate within the p99 limit after the listed rates. */
+  search?: boolean;
   /** Write V8 CPU profiles of the node processes a benchmark starts into this directory. */
   profileDir?: string;
   /** Progress lines (stderr), so stdout keeps only the results. */
