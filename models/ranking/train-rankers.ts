@@ -32,13 +32,13 @@ import type { GbdtIterationRecord, GbdtTrainOptions } from '../gbdt/train.js';
 import type { RetrievalScorer } from '../retrieval/scorer.js';
 import { buildRankingExamples } from './examples.js';
 import type { RankingExamples, RankingExamplesStats, RankingQueryPoint } from './examples.js';
-import { rankingSchema, rankingSchemaJson } from './features.js';
+import { RANKING_FEATURES, rankingSchema, rankingSchemaJson } from './features.js';
 import type { RankingFeatureSchema } from './features.js';
 import { writeGbdtRankerArtifact } from './gbdt-artifact.js';
 import type { RankerTrainingData } from './gbdt-artifact.js';
 import { DEEPFM_RANKING_SCHEMA_KEY, GbdtRanker, RankerKind, loadRanker } from './ranker.js';
 import type { RankerModel } from './ranker.js';
-import { evaluateRanking } from './ranking-eval.js';
+import { evaluateRanking, projectRows } from './ranking-eval.js';
 
 const DAY_MS = 86_400_000;
 
@@ -127,6 +127,19 @@ function lowerBound(ts: ArrayLike<number>, n: number, value: number, after = fal
 }
 
 /**
+ * The features a ranker learns from unless told otherwise: every ranking feature but the raw
+ * counts of an item's use (`item_log_interactions`, `item_log_interactions_30d`, `item_log_users`).
+ * Those grow with the catalogue's age, so a log spanning years shows the test period values the
+ * training period never had; the rank, share and rate features say the same without drifting.
+ */
+export const DEFAULT_RANKER_FEATURES: readonly string[] = Object.freeze(
+  RANKING_FEATURES.map((feature) => feature.name).filter(
+    (name) =>
+      !['item_log_interactions', 'item_log_interactions_30d', 'item_log_users'].includes(name),
+  ),
+);
+
+/**
  * The GBDT recipe of a ranker unless told otherwise: LambdaRank on NDCG@10, 150 trees at a
  * learning rate of 0.03, small, well-filled leaves (7 leaves of at least 500 rows, L2 10, 70 % of
  * the features and rows per tree), and no early stopping. A ranking log's signal beyond the
@@ -179,8 +192,13 @@ export interface RankerPipelineOptions {
   readonly definitions: FeatureDefinitions;
   /** The stream views' windows (`events.windows_minutes`). @default [5, 30] */
   readonly windowsMinutes?: readonly number[];
-  /** @default rankingSchema(): every ranking feature */
+  /** The examples' columns. @default rankingSchema(): every ranking feature */
   readonly schema?: RankingFeatureSchema;
+  /**
+   * The columns the rankers learn from and are served, a subset of {@link schema}'s.
+   * @default rankingSchema(DEFAULT_RANKER_FEATURES)
+   */
+  readonly modelSchema?: RankingFeatureSchema;
   /** @default ['gbdt'] */
   readonly kinds?: readonly RankerKind[];
   /** Nothing at or after it is read (the test part). @default null: the whole log */
@@ -220,6 +238,7 @@ export interface RankerPipelineOptions {
 
 export interface ResolvedRankerPipelineOptions {
   readonly schema: RankingFeatureSchema;
+  readonly modelSchema: RankingFeatureSchema;
   readonly kinds: readonly RankerKind[];
   readonly cutoff: number | null;
   readonly queries: number;
@@ -266,8 +285,17 @@ export function resolveRankerPipelineOptions(
     throw new ConfigError('sampling', `must be users or events, got ${String(sampling)}`);
   }
   if (queries < 2) throw new ConfigError('queries', 'must be at least 2 (training and validation)');
+  const schema = options.schema ?? rankingSchema();
+  const modelSchema =
+    options.modelSchema ??
+    rankingSchema(DEFAULT_RANKER_FEATURES.filter((name) => schema.names.includes(name)));
+  const missing = modelSchema.names.find((name) => !schema.names.includes(name));
+  if (missing !== undefined) {
+    throw new ConfigError('modelSchema', `${missing} is not a column of the examples' schema`);
+  }
   return {
-    schema: options.schema ?? rankingSchema(),
+    schema,
+    modelSchema,
     kinds: [...new Set(kinds)],
     cutoff,
     queries,
@@ -470,12 +498,15 @@ export async function trainRankers(options: RankerPipelineOptions): Promise<Rank
     },
   };
   const now = options.now ?? new Date();
+  // The rankers see the model's columns; the baselines above read the examples' own.
+  const modelTrain = projectExamples(train, o.modelSchema);
+  const modelValid = hasValid ? projectExamples(valid, o.modelSchema) : undefined;
   const rankers: TrainedRanker[] = [];
   for (const kind of o.kinds) {
     rankers.push(
       kind === RankerKind.Gbdt
-        ? await trainGbdtRanker(options, o, train, hasValid ? valid : undefined, data, now, log)
-        : await trainDeepFmRanker(options, o, train, hasValid ? valid : undefined, data, now, log),
+        ? await trainGbdtRanker(options, o, modelTrain, modelValid, data, now, log)
+        : await trainDeepFmRanker(options, o, modelTrain, modelValid, data, now, log),
     );
   }
   return {
@@ -485,6 +516,11 @@ export async function trainRankers(options: RankerPipelineOptions): Promise<Rank
     rankers,
     examplesSeconds,
   };
+}
+
+/** The examples with only `schema`'s columns, in its order. */
+function projectExamples(examples: RankingExamples, schema: RankingFeatureSchema): RankingExamples {
+  return { ...examples, schema, features: projectRows(examples, schema) };
 }
 
 function iso(ms: number): string {
@@ -500,7 +536,7 @@ async function trainGbdtRanker(
   now: Date,
   log: (line: string) => void,
 ): Promise<TrainedRanker> {
-  const schema = o.schema;
+  const schema = o.modelSchema;
   const recipe: GbdtTrainOptions = {
     ...DEFAULT_RANKER_GBDT,
     seed: o.seed,
@@ -605,7 +641,7 @@ async function trainDeepFmRanker(
   now: Date,
   log: (line: string) => void,
 ): Promise<TrainedRanker> {
-  const schema = o.schema;
+  const schema = o.modelSchema;
   const recipe: DeepFmOptions = { seed: o.seed, ...options.deepfm };
   const started = performance.now();
   const trained = trainDeepFm(

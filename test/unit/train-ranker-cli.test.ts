@@ -26,7 +26,10 @@ import { readGbdtRankerArtifact, RankerArtifactError } from '../../models/rankin
 import type { RankingExamples } from '../../models/ranking/examples.js';
 import { rankingSchema } from '../../models/ranking/features.js';
 import { loadRanker } from '../../models/ranking/ranker.js';
-import { userBalancedQueryPoints } from '../../models/ranking/train-rankers.js';
+import {
+  DEFAULT_RANKER_FEATURES,
+  userBalancedQueryPoints,
+} from '../../models/ranking/train-rankers.js';
 import { DAY_MS, tinyDataset } from '../helpers/eval-data.js';
 import {
   evaluateRanking,
@@ -108,6 +111,9 @@ describe('recsys train ranker and eval ranking', () => {
       try {
         expect(ranker.kind).toBe(r.kind);
         expect(ranker.version).toBe(r.version);
+        // The rankers learn from the default columns: the examples' without the drifting counts.
+        expect(ranker.schema.names).toEqual(DEFAULT_RANKER_FEATURES);
+        expect(ranker.schema.names).not.toContain('item_log_interactions');
         const scores = await ranker.score(new Float32Array(3 * ranker.schema.size).fill(1), 3);
         expect(scores).toHaveLength(3);
         expect(Number.isFinite(scores[0])).toBe(true);
