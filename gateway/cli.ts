@@ -11,16 +11,16 @@
  */
 import type { Command } from 'commander';
 import type { Logger } from 'pino';
-import { ActorClient } from '../runtime/client/client.js';
 import { loadCommandConfig } from '../runtime/config/index.js';
 import type { ConfigOverrides, ResolvedConfig } from '../runtime/config/index.js';
 import { ConfigError, RecsysError } from '../runtime/errors.js';
 import { openEventsStream } from '../runtime/events/index.js';
 import { createLogger } from '../runtime/log.js';
 import { RuntimeMetrics } from '../runtime/metrics.js';
+import { connectNats, createActorClient } from '../runtime/node.js';
 import type { RunningNode } from '../runtime/node.js';
 import { NatsStreamStore } from '../runtime/stream/index.js';
-import { NatsTransport } from '../runtime/transport/nats.js';
+import type { NatsTransport } from '../runtime/transport/nats.js';
 import { buildGateway } from './app.js';
 import { createReadyCheck } from './ready.js';
 import { listenGateway } from './server.js';
@@ -81,26 +81,11 @@ export async function runGatewayCommand(flags: GatewayCommandOptions): Promise<v
   let transport: NatsTransport | undefined;
   let gateway: ListeningGateway;
   try {
-    transport = await NatsTransport.connect({
-      servers: config.nats.url.split(',').map((url) => url.trim()),
-      name: `${config.nats.name}-gateway`,
-      reconnectTimeWaitMs: config.nats.reconnectWaitMs,
-      maxReconnectAttempts: config.nats.maxReconnectAttempts,
-      drainTimeoutMs: config.runtime.drainTimeoutMs,
-    });
+    transport = await connectNats(config, 'gateway');
     const metrics = new RuntimeMetrics({
       defaultMetrics: config.metrics.enabled && config.metrics.defaultMetrics,
     });
-    const client = new ActorClient({
-      transport,
-      prefix: config.deployment.prefix,
-      partitions: config.runtime.partitions,
-      defaultTimeoutMs: config.runtime.defaultTimeoutMs,
-      observer: {
-        retried: (kind, code) => metrics.clientRetries.labels(kind, code).inc(),
-        timedOut: (kind, op) => metrics.clientTimeouts.labels(kind, op).inc(),
-      },
-    });
+    const client = createActorClient(config, transport, metrics);
     const events = await openEventsStream(
       new NatsStreamStore(transport.connection),
       config.deployment.prefix,

@@ -110,6 +110,35 @@ export function generateHostId(): string {
   return `${hostname().replace(/[^A-Za-z0-9_-]/g, '-')}-${randomBytes(3).toString('hex')}`;
 }
 
+/** The NATS connection of a process, named `<nats.name>-<who>` for the server's monitoring. */
+export function connectNats(config: ResolvedConfig, who: string): Promise<NatsTransport> {
+  return NatsTransport.connect({
+    servers: config.nats.url.split(',').map((url) => url.trim()),
+    name: `${config.nats.name}-${who}`,
+    reconnectTimeWaitMs: config.nats.reconnectWaitMs,
+    maxReconnectAttempts: config.nats.maxReconnectAttempts,
+    drainTimeoutMs: config.runtime.drainTimeoutMs,
+  });
+}
+
+/** The actor client of a process, its retries and timeouts counted in `metrics`. */
+export function createActorClient(
+  config: ResolvedConfig,
+  transport: Transport,
+  metrics: RuntimeMetrics,
+): ActorClient {
+  return new ActorClient({
+    transport,
+    prefix: config.deployment.prefix,
+    partitions: config.runtime.partitions,
+    defaultTimeoutMs: config.runtime.defaultTimeoutMs,
+    observer: {
+      retried: (kind, code) => metrics.clientRetries.labels(kind, code).inc(),
+      timedOut: (kind, op) => metrics.clientTimeouts.labels(kind, op).inc(),
+    },
+  });
+}
+
 export async function startNode(options: StartNodeOptions): Promise<RunningNode> {
   const { config, log } = options;
   const kinds = selectKinds(options.kinds, config.host.actors);
@@ -123,13 +152,7 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
   let kv: KvStore | undefined;
   let sharedStreams: StreamStore;
   if (config.deployment.transport === 'nats') {
-    const nats = await NatsTransport.connect({
-      servers: config.nats.url.split(',').map((url) => url.trim()),
-      name: `${config.nats.name}-${hostId}`,
-      reconnectTimeWaitMs: config.nats.reconnectWaitMs,
-      maxReconnectAttempts: config.nats.maxReconnectAttempts,
-      drainTimeoutMs: config.runtime.drainTimeoutMs,
-    });
+    const nats = await connectNats(config, hostId);
     transport = nats;
     kv = new NatsKvStore(nats.connection);
     sharedStreams = new NatsStreamStore(nats.connection);
@@ -179,16 +202,7 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
           log,
         });
 
-  const client = new ActorClient({
-    transport,
-    prefix: config.deployment.prefix,
-    partitions: config.runtime.partitions,
-    defaultTimeoutMs: config.runtime.defaultTimeoutMs,
-    observer: {
-      retried: (kind, code) => metrics.clientRetries.labels(kind, code).inc(),
-      timedOut: (kind, op) => metrics.clientTimeouts.labels(kind, op).inc(),
-    },
-  });
+  const client = createActorClient(config, transport, metrics);
   const host = new ActorHost({
     hostId,
     transport,

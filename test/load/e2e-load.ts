@@ -13,22 +13,9 @@ import { Worker } from 'node:worker_threads';
 import type { RecommendReply, SessionState } from '../../actors/user/messages.js';
 import type { GatewayClient } from './e2e-http.js';
 import type { Operation, Workload } from './e2e-workload.js';
-import { Recorder } from './e2e-stats.js';
-import type { Percentiles } from './e2e-stats.js';
-
-const TICKER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-const { startAt, intervalMs, count } = workerData;
-const cell = new Int32Array(new SharedArrayBuffer(4));
-const now = () => performance.timeOrigin + performance.now();
-for (let i = 0; i < count; i++) {
-  const wait = startAt + i * intervalMs - now();
-  if (wait > 0) Atomics.wait(cell, 0, 0, wait);
-  parentPort.postMessage(i);
-}
-`;
-
-const epochNow = (): number => performance.timeOrigin + performance.now();
+import { LatencyRecorder } from './stats.js';
+import type { LatencySummary } from './stats.js';
+import { TICKER_SOURCE, epochNow } from './ticker.js';
 
 /** Calls `onTick(i, due)` at `startAt + i * 1000 / rate` (epoch ms) for `count` ticks. */
 async function tick(
@@ -76,12 +63,12 @@ export interface LoadFigures {
   /** Completed requests per second over the window. */
   throughput: number;
   /** End to end, from each request's due time: recommendations, feedback posts. */
-  recommend: Percentiles;
-  feedback: Percentiles;
+  recommend: LatencySummary;
+  feedback: LatencySummary;
   /** The replies' own `timings_ms`, per stage. */
-  stages: { retrieval: Percentiles; ranking: Percentiles; total: Percentiles };
+  stages: { retrieval: LatencySummary; ranking: LatencySummary; total: LatencySummary };
   /** How late requests left after their due time (this process busy). */
-  sendLag: Percentiles;
+  sendLag: LatencySummary;
 }
 
 export interface RunLoadOptions {
@@ -102,14 +89,14 @@ function errorCode(err: unknown): string {
 export async function runLoad(options: RunLoadOptions): Promise<LoadFigures> {
   const { client, workload, rate, seconds } = options;
   const total = Math.max(1, Math.round(rate * seconds));
-  const recommend = new Recorder();
-  const feedback = new Recorder();
+  const recommend = new LatencyRecorder();
+  const feedback = new LatencyRecorder();
   const stages = {
-    retrieval: new Recorder(),
-    ranking: new Recorder(),
-    total: new Recorder(),
+    retrieval: new LatencyRecorder(),
+    ranking: new LatencyRecorder(),
+    total: new LatencyRecorder(),
   };
-  const lag = new Recorder();
+  const lag = new LatencyRecorder();
   const errors: Record<string, number> = {};
   const degradedReasons: Record<string, number> = {};
   let degraded = 0;
@@ -195,7 +182,7 @@ export interface ReadYourWritesFigures {
   /** Whether the session state was checked too (else the reply alone). */
   stateChecked: boolean;
   /** From sending the click to the reflecting recommendation, ms. */
-  latency: Percentiles;
+  latency: LatencySummary;
 }
 
 export interface ReadYourWritesOptions {
@@ -221,7 +208,7 @@ export async function probeReadYourWrites(
   const { client, workload, stateOf } = options;
   const intervalMs = options.intervalMs ?? 100;
   const limitMs = options.limitMs ?? 1000;
-  const latency = new Recorder();
+  const latency = new LatencyRecorder();
   let stopped = false;
   void stop.then(() => {
     stopped = true;

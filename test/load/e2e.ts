@@ -10,7 +10,7 @@
  *
  * Modules: `e2e-world.ts` (build and cache the world), `e2e-topology.ts` (start the processes),
  * `e2e-workload.ts` (who asks what), `e2e-load.ts` (the open loop and the probe), `e2e-http.ts`,
- * `e2e-metrics.ts` (CPU and /metrics), `e2e-stats.ts`, `e2e-report.ts`.
+ * `e2e-metrics.ts` (CPU and /metrics), `e2e-report.ts`.
  */
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';

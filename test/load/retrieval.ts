@@ -42,6 +42,7 @@ import type { ChildHandle } from './processes.js';
 import type { Benchmark, BenchOptions, BenchReport, Check, Table } from './report.js';
 import { LatencyRecorder } from './stats.js';
 import type { LatencySummary } from './stats.js';
+import { TICKER_SOURCE, epochNow } from './ticker.js';
 
 const DIMS = 64;
 const DEFAULT_ITEMS = 200_000;
@@ -213,26 +214,6 @@ async function sequential(count: number, call: (i: number) => unknown): Promise<
   }
   return recorder.summary();
 }
-
-/**
- * A thread that posts `i` at `startAt + i * intervalMs` (epoch ms, fractional). Node's own timers
- * have a resolution of 1 ms and fire up to a millisecond late, which at 500 q/s would add up to
- * half an interval to every latency counted from the scheduled send; `Atomics.wait` sleeps to a
- * few tens of µs. The cost is one thread wake-up per query.
- */
-const TICKER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-const { startAt, intervalMs, count } = workerData;
-const cell = new Int32Array(new SharedArrayBuffer(4));
-const now = () => performance.timeOrigin + performance.now();
-for (let i = 0; i < count; i++) {
-  const wait = startAt + i * intervalMs - now();
-  if (wait > 0) Atomics.wait(cell, 0, 0, wait);
-  parentPort.postMessage(i);
-}
-`;
-
-const epochNow = (): number => performance.timeOrigin + performance.now();
 
 /** Sends at `rate` per second for `seconds`, each query timed from its scheduled send time. */
 async function openLoop(

@@ -4,12 +4,13 @@
  * buckets to tune, and a million samples cost 8 MB.
  */
 
-/** Percentiles of one series of latencies, in microseconds. */
+/** Percentiles of one series of latencies, in the unit recorded (microseconds, unless said). */
 export interface LatencySummary {
   count: number;
   mean: number;
   p50: number;
   p90: number;
+  p95: number;
   p99: number;
   max: number;
 }
@@ -26,7 +27,7 @@ export class LatencyRecorder {
     return this.size;
   }
 
-  /** Records one latency in microseconds. */
+  /** Records one latency, in microseconds unless the caller keeps another unit throughout. */
   record(micros: number): void {
     if (this.size === this.samples.length) {
       const grown = new Float64Array(this.samples.length * 2);
@@ -45,6 +46,7 @@ export class LatencyRecorder {
       mean: this.size === 0 ? 0 : sum / this.size,
       p50: percentile(sorted, 0.5),
       p90: percentile(sorted, 0.9),
+      p95: percentile(sorted, 0.95),
       p99: percentile(sorted, 0.99),
       max: this.size === 0 ? 0 : (sorted[this.size - 1] ?? 0),
     };
