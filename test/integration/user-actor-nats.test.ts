@@ -2,7 +2,8 @@
  * The `user` actor over a real nats-server (JetStream) and redis-server, started by the test: two
  * hosts share the user partitions by leases, the batch features are in Redis, and the tiny demo
  * world's index, ranker and user tower serve. Recommendations come back whole, and a user's clicks
- * move their next list towards the clicked category, on whichever host owns them.
+ * move their next list towards the clicked category, on whichever host owns them; with Redis gone,
+ * they still come back in time, saying the features were missing.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { RecommendReply } from '../../actors/user/index.js';
@@ -87,5 +88,21 @@ describeIntegration('the user actor over NATS and Redis', () => {
       `over NATS: share of the clicked category ${before.toFixed(3)} → ${after.toFixed(3)}; recommend after feedback p50 ${latencies[Math.floor(latencies.length / 2)]!.toFixed(2)} ms`,
     );
     expect(after - before).toBeGreaterThan(0.1);
+  });
+
+  it('answers in time without Redis: the feature reads fall back to defaults, marked', async () => {
+    const node = await startWorldNode(cluster, world, {
+      over: { redis: { url: redis.url }, host: { actors: ['user'] } },
+      natsUrl: nats.url,
+    });
+    await redis.kill();
+    // Users no host has served yet: nothing of theirs is in any feature cache.
+    for (const user of world.users.slice(120, 124)) {
+      const started = performance.now();
+      const reply = await recommend(node, user, { count: 10 }, 1000);
+      expect(performance.now() - started).toBeLessThan(1000);
+      expect(reply.items.length).toBeGreaterThan(0);
+      expect(reply.degraded).toContain('features_missing');
+    }
   });
 });
