@@ -452,8 +452,8 @@ const RecommendSchema = section(
     candidates: int(
       1,
       10_000,
-      200,
-      'Items retrieval asks the item shards for, before seen and served items are dropped and the ranker scores them.',
+      100,
+      "Items retrieval asks the item shards for, before seen and served items are dropped and the ranker scores them; as many as the ranker's training examples had (recsys train ranker --candidates), so the retrieval rank it sees is one it learned.",
     ),
     default_count: int(
       1,
@@ -826,7 +826,7 @@ export interface EventsConfig {
 
 /** The recommendation flow of the user actor. */
 export interface RecommendConfig {
-  /** Items retrieval asks the shards for. @default 200 */
+  /** Items retrieval asks the shards for. @default 100 */
   candidates: number;
   /** Items returned when the request gives no count. @default 10 */
   defaultCount: number;

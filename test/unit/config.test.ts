@@ -83,7 +83,7 @@ const DEFAULTS: ResolvedConfig = {
     maxDeliver: 5,
   },
   recommend: {
-    candidates: 200,
+    candidates: 100,
     defaultCount: 10,
     maxCount: 100,
     rankerSlot: 'gbdt',
