@@ -71,6 +71,8 @@ const encodedOf = (request: unknown): EncodedRequest =>
 
 const MIN_BACKOFF_MS = 2;
 const MAX_BACKOFF_MS = 100;
+/** Least time left for a retry to be sent: a round trip, with room for a busy event loop. */
+const MIN_ATTEMPT_MS = 20;
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -158,7 +160,9 @@ export class ActorClient {
       }
       const backoff =
         Math.min(MAX_BACKOFF_MS, MIN_BACKOFF_MS * 2 ** attempt) * (0.5 + Math.random());
-      if (Date.now() + backoff >= deadline) throw refused;
+      // A retry is worth starting only with time left for a round trip; else the caller gets the
+      // refusal that proved nothing ran, not a timeout that says the callee may have.
+      if (Date.now() + backoff + MIN_ATTEMPT_MS >= deadline) throw refused;
       this.observer?.retried(ref.kind, refused.code);
       await sleep(backoff);
     }

@@ -100,9 +100,12 @@ export function actorSuite(
       expect(node.host.ready).toBe(false);
       const echo = node.client.grouped<EchoProtocol>('echo');
       expect((await echo.ask('0', 'echo', { text: 'a' })).group).toBe('0');
-      await expect(echo.ask('1', 'echo', { text: 'b' }, { timeoutMs: 200 })).rejects.toBeInstanceOf(
-        NoRespondersError,
-      );
+      // Nobody serves group 1: `ask` retries "no responders" within its deadline, then gives that
+      // error. The budget leaves room for a slow round trip on a loaded machine, which would
+      // otherwise end the last attempt in a timeout instead.
+      await expect(
+        echo.ask('1', 'echo', { text: 'b' }, { timeoutMs: 1000 }),
+      ).rejects.toBeInstanceOf(NoRespondersError);
       const [stats] = await discoverServices(node.transport, 'STATS', { name: 'test-echo' });
       const data = stats?.endpoints[0]?.data as {
         groups: string[];
