@@ -2,8 +2,9 @@
  * The `user` actor over a real nats-server (JetStream) and redis-server, started by the test: two
  * hosts share the user partitions by leases, the batch features are in Redis, and the tiny demo
  * world's index, ranker and user tower serve. Recommendations come back whole, and a user's clicks
- * move their next list towards the clicked category, on whichever host owns them; with Redis gone,
- * they still come back in time, saying the features were missing.
+ * move their next list towards the clicked category, on whichever host owns them; replicas of the
+ * ranker and of a shard can stop without a reply degrading; with Redis gone, replies still come
+ * back in time, saying the features were missing.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { RecommendReply } from '../../actors/user/index.js';
@@ -88,6 +89,36 @@ describeIntegration('the user actor over NATS and Redis', () => {
       `over NATS: share of the clicked category ${before.toFixed(3)} → ${after.toFixed(3)}; recommend after feedback p50 ${latencies[Math.floor(latencies.length / 2)]!.toFixed(2)} ms`,
     );
     expect(after - before).toBeGreaterThan(0.1);
+  });
+
+  it('keeps answering whole when a ranker replica and a shard replica stop', async () => {
+    const over = { redis: { url: redis.url } };
+    const shardOne = await startWorldNode(cluster, world, {
+      over: { ...over, host: { actors: ['items'], groups: { items: ['1'] } } },
+      natsUrl: nats.url,
+    });
+    const ranker = await startWorldNode(cluster, world, {
+      over: { ...over, host: { actors: ['rank'] } },
+      natsUrl: nats.url,
+    });
+    const users = world.users.slice(90, 96);
+    // The first test's host serves the ranker and both shards too: once these replicas stop, its
+    // replicas in the same queue groups take every call, and no reply degrades.
+    const client = await startWorldNode(cluster, world, {
+      over: { ...over, host: { actors: ['user'] } },
+      natsUrl: nats.url,
+    });
+    const ask = (user: string) => recommend(client, user, { count: 10 }, 1000);
+    expect((await ask(users[0]!)).items).toHaveLength(10);
+    await ranker.stop();
+    await shardOne.stop();
+    for (const user of users.slice(1)) {
+      const started = performance.now();
+      const reply = await ask(user);
+      expect(performance.now() - started).toBeLessThan(1000);
+      expect(reply.items).toHaveLength(10);
+      expect(reply.degraded).toEqual([]);
+    }
   });
 
   it('answers in time without Redis: the feature reads fall back to defaults, marked', async () => {
