@@ -7,6 +7,7 @@
  *   nats req recsys.features.0.get '{"view":"item_realtime","entities":["i1","i2"]}'
  */
 import { BadRequestError } from '../../runtime/errors.js';
+import { onlyKeys, plainObject } from '../message-fields.js';
 import { checkEntityId } from '../../runtime/features/definitions.js';
 import type { FeatureRegistry } from '../../runtime/features/definitions.js';
 import type { FeatureValue } from '../../runtime/features/types.js';
@@ -51,21 +52,6 @@ export type FeaturesProtocol = {
 
 /** Most entities one `get` may name. */
 export const MAX_GET_ENTITIES = 1000;
-
-function plainObject(payload: unknown, field: string): Record<string, unknown> {
-  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
-    throw new BadRequestError(field, 'must be an object');
-  }
-  return payload as Record<string, unknown>;
-}
-
-function onlyKeys(payload: Record<string, unknown>, known: readonly string[]): void {
-  for (const key of Object.keys(payload)) {
-    if (!known.includes(key)) {
-      throw new BadRequestError(key, `unknown field (known: ${known.join(', ') || 'none'})`);
-    }
-  }
-}
 
 /** Checks a `get` against the definitions: the view, every entity id and field named. */
 export function validateGet(payload: unknown, registry: FeatureRegistry): GetFeaturesRequest {

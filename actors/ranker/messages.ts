@@ -7,6 +7,7 @@
  * Wire fields are snake_case.
  */
 import { BadRequestError } from '../../runtime/errors.js';
+import { onlyKeys, plainObject } from '../message-fields.js';
 import { checkEntityId } from '../../runtime/features/definitions.js';
 
 export interface RankCandidate {
@@ -66,24 +67,6 @@ export type RankerProtocol = {
 
 /** Most candidates one `rank` may carry. */
 export const MAX_CANDIDATES = 1000;
-
-function plainObject(payload: unknown, field: string): Record<string, unknown> {
-  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
-    throw new BadRequestError(field, 'must be an object');
-  }
-  return payload as Record<string, unknown>;
-}
-
-function onlyKeys(payload: Record<string, unknown>, known: readonly string[], at = ''): void {
-  for (const key of Object.keys(payload)) {
-    if (!known.includes(key)) {
-      throw new BadRequestError(
-        `${at}${key}`,
-        `unknown field (known: ${known.join(', ') || 'none'})`,
-      );
-    }
-  }
-}
 
 export function validateRank(payload: unknown): RankRequest {
   const request = plainObject(payload, 'request');

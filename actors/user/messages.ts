@@ -20,6 +20,7 @@
  * `observe` only delays them; the session drops an event it has already applied (by event id).
  */
 import { BadRequestError } from '../../runtime/errors.js';
+import { onlyKeys, plainObject } from '../message-fields.js';
 import { MAX_ID_LENGTH, parseFeedbackEvent } from '../../runtime/events/index.js';
 import type { FeedbackEvent } from '../../runtime/events/index.js';
 
@@ -131,21 +132,6 @@ export const MAX_OBSERVE_EVENTS = 1000;
 export interface RecommendLimits {
   /** `recommend.max_count`. */
   maxCount: number;
-}
-
-function plainObject(payload: unknown, field: string): Record<string, unknown> {
-  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
-    throw new BadRequestError(field, 'must be an object');
-  }
-  return payload as Record<string, unknown>;
-}
-
-function onlyKeys(payload: Record<string, unknown>, known: readonly string[]): void {
-  for (const key of Object.keys(payload)) {
-    if (!known.includes(key)) {
-      throw new BadRequestError(key, `unknown field (known: ${known.join(', ') || 'none'})`);
-    }
-  }
 }
 
 function idList(value: unknown, field: string, max: number, what: string): string[] {
