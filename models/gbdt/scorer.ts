@@ -66,11 +66,13 @@ export interface ResolvedGbdtScorerOptions {
   readonly output: GbdtOutput;
 }
 
-/** Applies defaults and checks the options against the model; throws `ConfigError`. */
-export function resolveGbdtScorerOptions(
-  model: GbdtModel,
-  options: GbdtScorerOptions = {},
-): ResolvedGbdtScorerOptions {
+/**
+ * The serving options every scorer shares (which path a batch takes, onnxruntime's threads), with
+ * their defaults; throws `ConfigError` naming a bad one.
+ */
+export function resolveServingOptions(
+  options: Pick<GbdtScorerOptions, 'onnxMinRows' | 'intraOpThreads'> = {},
+): { onnxMinRows: number; intraOpThreads: number } {
   const onnxMinRows = options.onnxMinRows ?? DEFAULT_ONNX_MIN_ROWS;
   if (!(onnxMinRows === Infinity || (Number.isInteger(onnxMinRows) && onnxMinRows >= 1))) {
     throw new ConfigError('onnxMinRows', 'must be a positive integer or Infinity');
@@ -79,6 +81,15 @@ export function resolveGbdtScorerOptions(
   if (!Number.isInteger(intraOpThreads) || intraOpThreads < 1 || intraOpThreads > 64) {
     throw new ConfigError('intraOpThreads', 'must be an integer from 1 to 64');
   }
+  return { onnxMinRows, intraOpThreads };
+}
+
+/** Applies defaults and checks the options against the model; throws `ConfigError`. */
+export function resolveGbdtScorerOptions(
+  model: GbdtModel,
+  options: GbdtScorerOptions = {},
+): ResolvedGbdtScorerOptions {
+  const { onnxMinRows, intraOpThreads } = resolveServingOptions(options);
   const features = model.maxFeatureIdx + 1;
   const width = options.width ?? features;
   if (!Number.isInteger(width) || width < features) {

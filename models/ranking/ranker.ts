@@ -22,7 +22,7 @@ import type { DeepFmManifest, LoadedDeepFm } from '../deepfm/artifact.js';
 import type { DeepFmModel } from '../deepfm/model.js';
 import { OnnxDeepFm } from '../deepfm/onnx-runtime.js';
 import type { GbdtModel } from '../gbdt/model.js';
-import { DEFAULT_ONNX_MIN_ROWS, GbdtScorer } from '../gbdt/scorer.js';
+import { GbdtScorer, resolveServingOptions } from '../gbdt/scorer.js';
 import type { RankingFeatureSchema } from './features.js';
 import {
   GBDT_RANKER_FORMAT,
@@ -84,15 +84,7 @@ export interface ResolvedLoadRankerOptions {
 export function resolveLoadRankerOptions(
   options: LoadRankerOptions = {},
 ): ResolvedLoadRankerOptions {
-  const onnxMinRows = options.onnxMinRows ?? DEFAULT_ONNX_MIN_ROWS;
-  if (!(onnxMinRows === Infinity || (Number.isInteger(onnxMinRows) && onnxMinRows >= 1))) {
-    throw new ConfigError('onnxMinRows', 'must be a positive integer or Infinity');
-  }
-  const intraOpThreads = options.intraOpThreads ?? 1;
-  if (!Number.isInteger(intraOpThreads) || intraOpThreads < 1 || intraOpThreads > 64) {
-    throw new ConfigError('intraOpThreads', 'must be an integer from 1 to 64');
-  }
-  return { onnxMinRows, intraOpThreads };
+  return resolveServingOptions(options);
 }
 
 /**
