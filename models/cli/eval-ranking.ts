@@ -12,11 +12,9 @@ import { dirname, join, resolve } from 'node:path';
 
 import type { Command } from 'commander';
 
-import { reportFailure } from '../../runtime/cli/exit.js';
 import { loadCommandConfig } from '../../runtime/config/index.js';
-import { ConfigError } from '../../runtime/errors.js';
 import { readDataset } from '../data/dataset-io.js';
-import { DataOptionError, DatasetFormatError } from '../data/errors.js';
+import { DataOptionError } from '../data/errors.js';
 import { ProgressBar } from '../data/progress.js';
 import { temporalSplit } from '../data/split.js';
 import type { Dataset } from '../data/types.js';
@@ -34,10 +32,15 @@ import { loadRanker } from '../ranking/ranker.js';
 import type { RankerModel } from '../ranking/ranker.js';
 import { evaluateRanking, formatRankingTable } from '../ranking/ranking-eval.js';
 import type { RankingEvaluation } from '../ranking/ranking-eval.js';
-import { RetrievalArtifactError } from '../retrieval/artifact.js';
 import { integer, positiveNumber } from './args.js';
 import { resolveDatasetDir } from './data.js';
-import { checkRetrievalBefore, iso, openRetrieval, resolveModelDir } from './train-ranker.js';
+import {
+  checkRetrievalBefore,
+  failRankerCommand,
+  iso,
+  openRetrieval,
+  resolveModelDir,
+} from './train-ranker.js';
 
 const HOUR_MS = 3_600_000;
 
@@ -215,16 +218,6 @@ function wrap(text: string, width = 100): string {
   return lines.join('\n');
 }
 
-function fail(err: unknown): void {
-  reportFailure(err, [
-    DataOptionError,
-    ConfigError,
-    DatasetFormatError,
-    RetrievalArtifactError,
-    RankerArtifactError,
-  ]);
-}
-
 /** What the `eval` command parses for its `ranking` subcommand (its options come first). */
 interface EvalParentFlags {
   data: string;
@@ -305,7 +298,7 @@ export function registerEvalRankingCommand(program: Command): void {
             process.stdout.write(`wrote ${path}\n`);
           }
         } catch (err) {
-          fail(err);
+          failRankerCommand(err);
         }
       },
     );

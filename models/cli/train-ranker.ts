@@ -275,7 +275,8 @@ export function formatTrainRanker(result: TrainRankerResult): string {
   return `${lines.join('\n')}\n`;
 }
 
-function fail(err: unknown): void {
+/** Ends a ranker command (`train ranker`, `eval ranking`) on an error, as a bad input when it is one. */
+export function failRankerCommand(err: unknown): void {
   reportFailure(err, [
     DataOptionError,
     ConfigError,
@@ -377,7 +378,7 @@ export function registerTrainRankerCommand(program: Command): void {
         if (err instanceof RankerExportCheckError) {
           process.stderr.write('recsys: export check failed\n');
         }
-        fail(err);
+        failRankerCommand(err);
       }
     });
 }
