@@ -118,6 +118,7 @@ export function connectNats(config: ResolvedConfig, who: string): Promise<NatsTr
     reconnectTimeWaitMs: config.nats.reconnectWaitMs,
     maxReconnectAttempts: config.nats.maxReconnectAttempts,
     drainTimeoutMs: config.runtime.drainTimeoutMs,
+    localRequests: config.nats.localRequests,
   });
 }
 

@@ -119,6 +119,10 @@ const NatsSchema = section('The NATS connection (used when deployment.transport 
     -1,
     'Reconnect attempts before the connection gives up; -1 retries forever.',
   ),
+  local_requests: bool(
+    true,
+    'A request to a queue group (ranker, item shard) with a member in this process is served by that member without a trip through the server; nats sub does not see such requests.',
+  ),
 });
 
 const RedisSchema = section('The Redis online feature store (used when transport is nats).', {
@@ -613,6 +617,11 @@ export interface NatsConfig {
    * @default -1
    */
   maxReconnectAttempts: number;
+  /**
+   * Serve requests to a queue group with a member in this process in-process, not via the server.
+   * @default true
+   */
+  localRequests: boolean;
 }
 
 /** The Redis online feature store. */

@@ -8,6 +8,13 @@
  * write to the socket, so a caller reusing a buffer right after `publish` would change what is
  * sent. One memcpy per message is noise next to a network hop, and it keeps the contract the
  * in-process transport has.
+ *
+ * A request to a queue group this transport itself has a member of is served by that member
+ * without a trip through the server (`localRequests`, on by default): a node that runs the ranker
+ * or an item shard next to the user actors answers their calls in-process, saving two socket
+ * writes, the server's routing and two wake-ups per call. Only queue groups qualify: a queue group
+ * promises each request to one member, any member, so choosing the local one changes no outcome.
+ * Such requests do not cross the server, so `nats sub` does not see them.
  */
 import {
   createInbox,
@@ -21,7 +28,7 @@ import {
 import { connect } from '@nats-io/transport-node';
 
 import { BadRequestError, NoRespondersError, TimeoutError, UnavailableError } from '../errors.js';
-import { subscriptionTokens } from './subject-index.js';
+import { publishTokens, SubjectIndex, subscriptionTokens } from './subject-index.js';
 import type {
   Headers,
   InboundMessage,
@@ -46,6 +53,13 @@ export interface NatsTransportOptions {
   maxReconnectAttempts?: number;
   /** How long `close()` waits for subscriptions to drain before closing anyway. @default 5000 */
   drainTimeoutMs?: number;
+  /** Serve requests to a local queue-group member in-process (see the module). @default true */
+  localRequests?: boolean;
+}
+
+/** A queue-group member of this transport, which requests from this process may reach directly. */
+interface LocalMember {
+  readonly handler: MessageHandler;
 }
 
 const DEFAULT_RECONNECT_WAIT_MS = 2000;
@@ -63,14 +77,21 @@ export class NatsTransport implements Transport {
   private nextToken = 0;
   private readonly pending = new Map<string, PendingRequest>();
   private readonly replies: ReplyBatch;
+  /** Queue-group members subscribed here, by subject; undefined when local requests are off. */
+  private readonly localMembers: SubjectIndex<LocalMember> | undefined;
+  private nextLocal = 0;
 
   /**
    * Wraps a connection made elsewhere. {@link NatsTransport.connect} is the usual way in: it sets
    * the reconnect policy and turns off async traces, which this class relies on.
    */
-  constructor(connection: NatsConnection, options: { drainTimeoutMs?: number } = {}) {
+  constructor(
+    connection: NatsConnection,
+    options: { drainTimeoutMs?: number; localRequests?: boolean } = {},
+  ) {
     this.connection = connection;
     this.drainTimeoutMs = options.drainTimeoutMs ?? 5000;
+    this.localMembers = options.localRequests === false ? undefined : new SubjectIndex();
     this.replies = new ReplyBatch(connection);
     void this.watchStatus();
   }
@@ -97,7 +118,9 @@ export class NatsTransport implements Transport {
 
   subscribe(subject: string, handler: MessageHandler, options?: SubscribeOptions): Subscription {
     // nats.js checks only for blanks; the server would reject `a..b` asynchronously, far from here.
-    subscriptionTokens(subject);
+    const tokens = subscriptionTokens(subject);
+    const local = options?.queue === undefined ? undefined : this.localMembers;
+    const member: LocalMember = { handler };
     try {
       const sub = this.connection.subscribe(subject, {
         queue: options?.queue,
@@ -112,7 +135,11 @@ export class NatsTransport implements Transport {
           }
         },
       });
-      return new NatsTransportSubscription(subject, sub);
+      local?.add(tokens, member);
+      // Leaving (unsubscribe, or the start of a drain) ends local delivery at once: a draining
+      // member takes no new requests, from the server or from here.
+      const leave = (): void => local?.remove(tokens, member);
+      return new NatsTransportSubscription(subject, sub, leave);
     } catch (err) {
       throw mapError(err, subject);
     }
@@ -149,6 +176,8 @@ export class NatsTransport implements Transport {
     } catch (err) {
       return Promise.reject(mapError(err, subject));
     }
+    const local = this.localMemberFor(subject);
+    if (local !== undefined) return this.requestLocally(local, subject, data, options);
     const token = (this.nextToken++).toString(36);
     const { timeoutMs } = options;
     return new Promise<Reply>((resolve, reject) => {
@@ -164,6 +193,58 @@ export class NatsTransport implements Transport {
         this.pending.delete(token);
         reject(mapError(err, subject));
       }
+    });
+  }
+
+  /** A local member of a queue group `subject` reaches, taken in turn when there are several. */
+  private localMemberFor(subject: string): LocalMember | undefined {
+    if (this.localMembers === undefined) return undefined;
+    let members: LocalMember[];
+    try {
+      members = this.localMembers.match(publishTokens(subject));
+    } catch {
+      return undefined; // An invalid subject: nats.js reports it the usual way.
+    }
+    if (members.length === 0) return undefined;
+    return members[this.nextLocal++ % members.length];
+  }
+
+  /**
+   * Hands the request to a local member, as the server would have: on a later turn of the event
+   * loop (never inside the caller's stack), with copies of the bytes, under the same timeout.
+   */
+  private requestLocally(
+    member: LocalMember,
+    subject: string,
+    data: Uint8Array,
+    options: RequestOptions,
+  ): Promise<Reply> {
+    const { timeoutMs } = options;
+    return new Promise<Reply>((resolve, reject) => {
+      let settled = false;
+      const timer = setTimeout(() => {
+        settled = true;
+        reject(new TimeoutError(`no reply on ${subject} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const message: InboundMessage = {
+        subject,
+        data: data.slice(),
+        headers: options.headers ?? NO_HEADERS,
+        reply: LOCAL_REPLY,
+        respond: (replyData, replyHeaders) => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          resolve({ data: replyData.slice(), headers: replyHeaders ?? NO_HEADERS });
+        },
+      };
+      queueMicrotask(() => {
+        try {
+          member.handler(message);
+        } catch (handlerErr) {
+          reportHandlerError(handlerErr);
+        }
+      });
     });
   }
 
@@ -285,17 +366,23 @@ interface PendingRequest {
   timer: NodeJS.Timeout;
 }
 
+/** The reply subject a locally served request shows its handler (nothing is published to it). */
+const LOCAL_REPLY = '_LOCAL';
+
 class NatsTransportSubscription implements Subscription {
   constructor(
     readonly subject: string,
     private readonly sub: NatsSubscription,
+    private readonly leave: () => void,
   ) {}
 
   unsubscribe(): void {
+    this.leave();
     if (!this.sub.isClosed()) this.sub.unsubscribe();
   }
 
   async drain(): Promise<void> {
+    this.leave();
     if (this.sub.isClosed()) return;
     try {
       await this.sub.drain();

@@ -73,6 +73,55 @@ describeIntegration('NatsTransport', () => {
     }
   });
 
+  it('serves a request to a queue group with a local member in-process, until it leaves', async () => {
+    const near = await NatsTransport.connect({ servers: server.url, name: 'local-near' });
+    const far = await NatsTransport.connect({ servers: server.url, name: 'local-far' });
+    const off = await NatsTransport.connect({
+      servers: server.url,
+      name: 'local-off',
+      localRequests: false,
+    });
+    try {
+      const answer = (who: string) => (msg: InboundMessage) =>
+        msg.respond(text(`${who} ${str(msg.data)} ${msg.headers['h'] ?? ''}`), { who });
+      const nearSub = near.subscribe('local.rank', answer('near'), { queue: 'g' });
+      far.subscribe('local.rank', answer('far'), { queue: 'g' });
+      // A plain subscription is not a queue group: it must see every message, so never local.
+      near.subscribe('local.plain', answer('near'));
+      far.subscribe('local.plain', answer('far'));
+      // A member that never answers: the caller's timeout still applies to a local request.
+      near.subscribe('local.mute', () => undefined, { queue: 'g' });
+      await Promise.all([near.flush(), far.flush()]);
+
+      const ask = (t: NatsTransport, subject: string, body: string) =>
+        t.request(subject, text(body), { timeoutMs: 1000, headers: { h: 'x' } });
+      for (let i = 0; i < 10; i++) {
+        const reply = await ask(near, 'local.rank', String(i));
+        expect(str(reply.data)).toBe(`near ${i} x`);
+        expect(reply.headers).toEqual({ who: 'near' });
+      }
+      const fromOff = new Set<string>();
+      for (let i = 0; i < 40; i++) {
+        fromOff.add(str((await ask(off, 'local.rank', '')).data).split(' ')[0]!);
+      }
+      expect([...fromOff].sort()).toEqual(['far', 'near']);
+      const plain = new Set<string>();
+      for (let i = 0; i < 10; i++) plain.add(str((await ask(near, 'local.plain', '')).data));
+      expect(plain.size).toBeGreaterThan(0);
+      await expect(near.request('local.mute', text(''), { timeoutMs: 50 })).rejects.toMatchObject({
+        code: 'timeout',
+      });
+
+      // Once the local member drains, requests go through the server to the other member.
+      await nearSub.drain();
+      for (let i = 0; i < 5; i++) {
+        expect(str((await ask(near, 'local.rank', 'd')).data)).toBe('far d x');
+      }
+    } finally {
+      await Promise.all([near.close(), far.close(), off.close()]);
+    }
+  });
+
   describe('across a server restart', () => {
     let restartable: NatsServerHandle;
     const transports: NatsTransport[] = [];

@@ -229,7 +229,7 @@ function setupTable(input: E2eReportInput): Table {
 
 function checks(input: E2eReportInput): Check[] {
   const scope =
-    input.topology === 'distributed' && input.scale === 'full'
+    input.topology !== 'embedded' && input.scale === 'full'
       ? ''
       : ` [target set for distributed, full; this run: ${input.topology}, ${input.scale}]`;
   const out: Check[] = [];
@@ -280,7 +280,7 @@ export function buildE2eReport(input: E2eReportInput): BenchReport {
     'Everything (servers, every process and this load generator) shares the machine\u2019s cores: ' +
       'the CPU table shows who used them.',
   ];
-  if (input.topology === 'distributed') {
+  if (input.topology !== 'embedded') {
     notes.push(
       'Served items are never served again (recommend.served_ttl_minutes), so the clicked item ' +
         'leaves the reply anyway: the session history is what shows the click was applied.',

@@ -8,6 +8,10 @@
  *   first also runs the `features` actor), one for the ranker, one for the user actors (and the
  *   `user-feed` reader of the feedback stream), and a
  *   `recsys gateway`, all over NATS.
+ * - `nodes`: the same servers, and two `recsys node` processes that each run every kind (the user
+ *   partitions split between them by lease, every shard and the ranker on both), and a gateway:
+ *   a user actor's calls to the shards and the ranker are served in its own process
+ *   (`nats.local_requests`), and only the gateway's call and the events cross the server.
  *
  * Every process gets the same configuration, written once to a temporary folder; the copies
  * differ only in the ports each process listens on (`metrics.port`, and `gateway.port`), as two
@@ -31,7 +35,11 @@ import type { World } from './e2e-world.js';
 import { makeTempDir, startChild } from './processes.js';
 import type { ChildHandle } from './processes.js';
 
-export const E2eTopology = { Embedded: 'embedded', Distributed: 'distributed' } as const;
+export const E2eTopology = {
+  Embedded: 'embedded',
+  Distributed: 'distributed',
+  Nodes: 'nodes',
+} as const;
 export type E2eTopology = (typeof E2eTopology)[keyof typeof E2eTopology];
 
 const CLI_MAIN = fileURLToPath(new URL('../../main.ts', import.meta.url));
@@ -225,6 +233,26 @@ function distributedLayout(shards: number): NodeSpec[] {
   return nodes;
 }
 
+/** Nodes that each run every kind; the first also the `features` actor (the real-time views). */
+function nodesLayout(shards: number, count = 2): NodeSpec[] {
+  const groups = Array.from({ length: shards }, (_, s) => String(s)).join(',');
+  const nodes: NodeSpec[] = Array.from({ length: count }, (_, n) => ({
+    name: `node-${n}`,
+    args: [
+      'node',
+      '--actors',
+      n === 0 ? 'user,user-feed,items,rank,features' : 'user,user-feed,items,rank',
+      '--group',
+      `items=${groups}`,
+      '--host-id',
+      `e2e-node-${n}`,
+    ],
+    gateway: false,
+  }));
+  nodes.push({ name: 'gateway', args: ['gateway'], gateway: true });
+  return nodes;
+}
+
 async function startDistributed(
   options: StartSystemOptions,
   firstUser: string,
@@ -265,7 +293,8 @@ async function startDistributed(
     const rows = materialized.views.map((v) => `${v.view} ${v.written}`).join(', ');
     progress(`materialized in ${startup['materialize'].toFixed(1)} s: ${rows}`);
 
-    const layout = distributedLayout(world.shards);
+    const layout =
+      options.topology === 'nodes' ? nodesLayout(world.shards) : distributedLayout(world.shards);
     const processes: WatchedProcess[] = [
       { name: 'nats-server', pid: nats.pid },
       { name: 'redis-server', pid: redis.pid },
@@ -318,7 +347,7 @@ async function startDistributed(
     const stateOf = (userId: string): Promise<SessionState> => users.ask(userId, 'state', {});
     lines.unshift(`nats-server (pid ${nats.pid}), redis-server (pid ${redis.pid})`);
     return {
-      topology: 'distributed',
+      topology: options.topology,
       gatewayUrl,
       processes,
       stateOf,

@@ -2,8 +2,8 @@
  * The `e2e` benchmark: the whole system through its HTTP gateway, at fixed arrival rates.
  *
  * `--scale smoke|full` picks the world (built once and cached under `.bench/worlds/<scale>`),
- * `--topology embedded|distributed` how it runs (one `recsys start` process, or nats-server,
- * redis-server and one process per role), `--rates` the arrival rates measured for `--seconds`
+ * `--topology embedded|distributed|nodes` how it runs (one `recsys start` process; nats-server,
+ * redis-server and one process per role; or the servers and two nodes running every kind), `--rates` the arrival rates measured for `--seconds`
  * each; then, unless `--no-search`, higher rates in steps of half again until one misses
  * p99 <= 50 ms, the last passing one being the highest sustainable rate. During each rate a probe
  * measures read-your-writes (a click, then the next recommendation).

@@ -55,7 +55,8 @@ function usage(): string {
     '  --layouts L,.. only these layouts (retrieval: 1, 2, 4, 4x1 = 4 shards in one process)',
     '  --workers N    search worker threads per item shard, 0: inline (retrieval; default: config)',
     '  --scale S      e2e: smoke (small synthetic world) or full (100k users, 1M items)',
-    '  --topology T   e2e: embedded (one recsys start) or distributed (NATS, Redis, a process per role)',
+    '  --topology T   e2e: embedded (one recsys start), distributed (NATS, Redis, a process per role)\n' +
+      '                 or nodes (NATS, Redis, two nodes running every kind)',
     '  --rates R,..   e2e: open-loop arrival rates, requests/s (default 100,250,500,1000)',
     '  --no-search    e2e: skip the search for the highest rate with p99 <= 50 ms',
     '  --profile DIR  write CPU profiles of the node processes started (main threads) to DIR',
@@ -138,7 +139,7 @@ function parse(argv: string[]): Parsed {
   if (values.profile !== undefined) options.profileDir = resolve(values.profile);
   if (values.scale !== undefined) options.scale = oneOf('scale', values.scale, ['smoke', 'full']);
   if (values.topology !== undefined) {
-    options.topology = oneOf('topology', values.topology, ['embedded', 'distributed']);
+    options.topology = oneOf('topology', values.topology, ['embedded', 'distributed', 'nodes']);
   }
   if (values.rates !== undefined) {
     options.rates = values.rates.split(',').map((rate) => positive('rates', rate, false) ?? 0);

@@ -14,6 +14,11 @@ import { fileURLToPath } from 'node:url';
 const GUARD = fileURLToPath(new URL('./child-guard.ts', import.meta.url));
 const OUTPUT_TAIL_CHARS = 4000;
 const STOP_GRACE_MS = 12_000;
+/**
+ * Extra options for node in every child, space-separated: `BENCH_NODE_ARGS="--cpu-prof
+ * --cpu-prof-dir=prof"` profiles each process of a run (node refuses `--cpu-prof` in NODE_OPTIONS).
+ */
+const EXTRA_NODE_ARGS = (process.env['BENCH_NODE_ARGS'] ?? '').split(/\s+/).filter((a) => a !== '');
 
 export interface ChildOptions {
   /** Shown in errors. */
@@ -127,7 +132,7 @@ class ManagedChild implements ChildHandle {
 
 /** Starts `node --import tsx <args>` and resolves once it printed its ready line. */
 export async function startChild(options: ChildOptions): Promise<ChildHandle> {
-  const nodeArgs = options.nodeArgs ?? [];
+  const nodeArgs = [...EXTRA_NODE_ARGS, ...(options.nodeArgs ?? [])];
   const argv = [...nodeArgs, '--import', 'tsx', '--import', GUARD, ...options.args];
   const child = spawn(process.execPath, argv, {
     // stdin stays an open pipe: the child guard takes its end as "the parent is gone".

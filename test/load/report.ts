@@ -26,7 +26,7 @@ export interface BenchOptions {
   /** e2e: the world (`smoke`: small synthetic, `full`: 100k users and 1M items). */
   scale?: 'smoke' | 'full';
   /** e2e: one embedded process, or every role in its own process over NATS and Redis. */
-  topology?: 'embedded' | 'distributed';
+  topology?: 'embedded' | 'distributed' | 'nodes';
   /** e2e: open-loop arrival rates, requests per second. */
   rates?: number[];
   /** e2e: search for the highest rate within the p99 limit after the listed rates. */

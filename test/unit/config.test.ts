@@ -21,6 +21,7 @@ const DEFAULTS: ResolvedConfig = {
     name: 'recsys',
     reconnectWaitMs: 250,
     maxReconnectAttempts: -1,
+    localRequests: true,
   },
   redis: { url: 'redis://127.0.0.1:6379' },
   runtime: {
@@ -172,6 +173,7 @@ describe('sections convert to camelCase', () => {
         name: 'edge',
         reconnect_wait_ms: 10,
         max_reconnect_attempts: 5,
+        local_requests: false,
       },
     };
     expect(resolveConfig(raw).nats).toEqual({
@@ -179,6 +181,7 @@ describe('sections convert to camelCase', () => {
       name: 'edge',
       reconnectWaitMs: 10,
       maxReconnectAttempts: 5,
+      localRequests: false,
     });
   });
 
