@@ -293,7 +293,10 @@ export class UserActor extends Actor<UserProtocol> {
         meta.deadline - REPLY_MARGIN_MS,
         this.shared.now() + SESSION_VIEW_WAIT_MS,
       );
-      await this.sessionViewHolds(newest, wait);
+      const waitStarted = performance.now();
+      const held = await this.sessionViewHolds(newest, wait);
+      this.metrics?.sessionViewWait.observe((performance.now() - waitStarted) / 1000);
+      if (!held) this.metrics?.sessionViewLate.inc();
     }
     this.shared.tally.observed += applied;
     this.shared.tally.duplicates += duplicates;

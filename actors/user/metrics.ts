@@ -22,6 +22,8 @@ export interface UserMetrics {
   readonly degraded: Counter<'reason'>;
   readonly feedback: Counter<'outcome'>;
   readonly impressionFailures: Counter;
+  readonly sessionViewWait: Histogram;
+  readonly sessionViewLate: Counter;
 }
 
 const byRegistry = new WeakMap<Registry, UserMetrics>();
@@ -60,6 +62,17 @@ export function userMetrics(registry: Registry): UserMetrics {
     impressionFailures: new Counter({
       name: 'recsys_user_impression_failures_total',
       help: 'Impression events that could not be stored on the events stream',
+      registers,
+    }),
+    sessionViewWait: new Histogram({
+      name: 'recsys_user_session_view_wait_seconds',
+      help: 'Time feedback waited for the session view the ranker reads to hold it (read-your-writes for ranking)',
+      buckets: [0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064],
+      registers,
+    }),
+    sessionViewLate: new Counter({
+      name: 'recsys_user_session_view_late_total',
+      help: 'Feedback answered before the session view held it (the wait ran out)',
       registers,
     }),
   };

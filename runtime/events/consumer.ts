@@ -4,8 +4,11 @@
  * counters) reads through.
  *
  * - Batches: the effect's owner writes a batch in one round trip (one Redis transaction), not one
- *   per event. Messages are gathered up to `batchSize` or for `batchDelayMs` after the first; one
- *   batch is handled at a time, and a batch's messages are acknowledged only once its `handle`
+ *   per event. Messages are gathered up to `batchSize` or for `batchDelayMs` after the first; with
+ *   no delay (the default) a batch starts as soon as the reader is idle, with what arrived in the
+ *   same turn of the event loop, and what arrives while it runs forms the next one (natural
+ *   batching: an event waits for no timer when the reader is idle, and batches grow with the
+ *   load). One batch is handled at a time, and a batch's messages are acknowledged only once its `handle`
  *   has resolved. A rejected `handle` has every message of the batch delivered again (after
  *   `retryDelayMs`); the durable may hand them to another reader. This reader handles each of
  *   them alone when it comes back, so one event that always fails reaches the dead letters by
@@ -78,7 +81,10 @@ export interface EventConsumerOptions<E> {
   handle: (batch: readonly EventBatchEntry<E>[]) => Promise<void>;
   /** Most events in one batch; also how many messages the reader holds at once. @default 256 */
   batchSize?: number;
-  /** How long a batch gathers after its first event before it is handled. @default 5 */
+  /**
+   * How long a batch gathers after its first event before it is handled; 0 handles it as soon as
+   * the reader is idle (see the module). @default 0
+   */
   batchDelayMs?: number;
   /**
    * Deliveries of an event before it goes to the dead letters (`events.max_deliver`).
@@ -159,7 +165,7 @@ export function resolveEventConsumerOptions<E>(
     parse: options.parse,
     handle: options.handle,
     batchSize: integer(options.batchSize ?? 256, 'batchSize', 1, MAX_BATCH_SIZE),
-    batchDelayMs: integer(options.batchDelayMs ?? 5, 'batchDelayMs', 0, 60_000),
+    batchDelayMs: integer(options.batchDelayMs ?? 0, 'batchDelayMs', 0, 60_000),
     maxDeliver: integer(options.maxDeliver ?? 5, 'maxDeliver', 1, 1000),
     ackWaitMs: integer(options.ackWaitMs ?? 30_000, 'ackWaitMs', 1, 86_400_000),
     retryDelayMs: integer(options.retryDelayMs ?? 1000, 'retryDelayMs', 0, 600_000),
@@ -281,6 +287,8 @@ class BatchingConsumer<E> implements EventConsumer {
   /** The gathered batch is due: full, its delay over, or the consumer stopping. */
   private due = false;
   private timer: ReturnType<typeof setTimeout> | undefined;
+  /** The idle reader's next batch, at the end of this turn of the event loop (no delay). */
+  private immediate: ReturnType<typeof setImmediate> | undefined;
   /** The batch being handled, if any: one at a time. */
   private running: Promise<void> | undefined;
   private stopping = false;
@@ -341,7 +349,12 @@ class BatchingConsumer<E> implements EventConsumer {
       } else {
         this.gathered.push(waiting);
         if (this.gathered.length >= this.options.batchSize || this.stopping) this.due = true;
-        else this.timer ??= setTimeout(() => this.markDue(), this.options.batchDelayMs);
+        else if (this.options.batchDelayMs > 0) {
+          this.timer ??= setTimeout(() => this.markDue(), this.options.batchDelayMs);
+        } else if (this.running === undefined) {
+          // The rest of this turn's deliveries join the batch; a running batch's end starts the next.
+          this.immediate ??= setImmediate(() => this.markDue());
+        }
       }
       this.pump();
     });
@@ -350,6 +363,8 @@ class BatchingConsumer<E> implements EventConsumer {
   private markDue(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
+    clearImmediate(this.immediate);
+    this.immediate = undefined;
     this.due = true;
     this.pump();
   }
@@ -370,8 +385,15 @@ class BatchingConsumer<E> implements EventConsumer {
     }
     this.running = this.run(batch).finally(() => {
       this.running = undefined;
-      // What gathered meanwhile may be due already (full, or its delay over).
-      if (this.gathered.length >= this.options.batchSize || this.stopping) this.due = true;
+      // What gathered meanwhile may be due already (full, its delay over, or no delay at all).
+      const gathered = this.gathered.length;
+      if (
+        gathered >= this.options.batchSize ||
+        this.stopping ||
+        (gathered > 0 && this.options.batchDelayMs === 0)
+      ) {
+        this.due = true;
+      }
       this.pump();
     });
   }

@@ -296,7 +296,7 @@ export interface StreamFeatureConsumerOptions {
   durable?: string;
   /** Most events in one batch (one store write). @default 256 */
   batchSize?: number;
-  /** How long a batch gathers after its first event. @default 5 */
+  /** How long a batch gathers after its first event; 0: natural batching (see the consumer). @default 0 */
   batchDelayMs?: number;
   /** Pause after a failed batch before it goes back for redelivery. @default 1000 */
   retryDelayMs?: number;

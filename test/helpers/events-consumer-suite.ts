@@ -199,6 +199,50 @@ export function eventsConsumerSuite(
       expect(later).toEqual([next.event_id]);
     });
 
+    it('without a delay, handles a lone event at once and gathers the rest while a batch runs', async () => {
+      const sizes: number[] = [];
+      const firstIn = gate();
+      const release = gate();
+      await consume({
+        handle: async (batch) => {
+          sizes.push(batch.length);
+          if (sizes.length === 1) {
+            firstIn.open();
+            await release.wait;
+          }
+        },
+      });
+      await publish(click('lone'));
+      // The default has no delay: the idle reader starts on the lone event.
+      await firstIn.wait;
+      for (let i = 0; i < 5; i++) await publish(click(`during-${i}`));
+      await chance(100);
+      expect(sizes).toEqual([1]);
+      release.open();
+      // The five that came while the first batch ran are the next batch, together.
+      await eventually(() => sizes.reduce((n, size) => n + size, 0) === 6, {
+        message: '6 handled',
+      });
+      expect(sizes).toEqual([1, 5]);
+    });
+
+    it('with a delay, holds a lone event until the delay is over', async () => {
+      const handled: string[] = [];
+      const consumer = await consume({
+        batchDelayMs: 60_000,
+        handle: (batch) => {
+          handled.push(...batch.map((entry) => entry.event.event_id));
+          return Promise.resolve();
+        },
+      });
+      await publish(click('held'));
+      await chance();
+      expect(handled).toEqual([]);
+      // Stopping hands over what was gathered.
+      await consumer.stop();
+      expect(handled).toHaveLength(1);
+    });
+
     it('stores an event id published twice once, so the consumer sees it once', async () => {
       const event = click('i1');
       const first = await publish(event);

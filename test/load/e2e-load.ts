@@ -183,6 +183,8 @@ export interface ReadYourWritesFigures {
   stateChecked: boolean;
   /** From sending the click to the reflecting recommendation, ms. */
   latency: LatencySummary;
+  /** Of that, the click's own `POST /feedback` (stored on the stream, applied to the session). */
+  feedback: LatencySummary;
 }
 
 export interface ReadYourWritesOptions {
@@ -209,6 +211,7 @@ export async function probeReadYourWrites(
   const intervalMs = options.intervalMs ?? 100;
   const limitMs = options.limitMs ?? 1000;
   const latency = new LatencyRecorder();
+  const feedback = new LatencyRecorder();
   let stopped = false;
   void stop.then(() => {
     stopped = true;
@@ -228,6 +231,7 @@ export async function probeReadYourWrites(
         event_type: 'click',
       });
       if (click.status !== 202) throw new Error(`feedback: HTTP ${click.status}`);
+      feedback.record(performance.now() - sentAt);
       let attempts = 0;
       for (;;) {
         attempts++;
@@ -256,5 +260,10 @@ export async function probeReadYourWrites(
     }
     await Promise.race([new Promise((resolve) => setTimeout(resolve, intervalMs)), stop]);
   }
-  return { ...figures, stateChecked: stateOf !== undefined, latency: latency.summary() };
+  return {
+    ...figures,
+    stateChecked: stateOf !== undefined,
+    latency: latency.summary(),
+    feedback: feedback.summary(),
+  };
 }

@@ -19,6 +19,10 @@ export interface ProcessSample {
   cpuMs: number;
   cacheHits: number;
   cacheMisses: number;
+  /** The user actors' waits for their session view to hold applied feedback: seconds, waits, late. */
+  viewWaitSeconds: number;
+  viewWaits: number;
+  viewLate: number;
 }
 
 export type Snapshot = Map<string, ProcessSample>;
@@ -53,6 +57,8 @@ async function scrape(url: string): Promise<Map<string, number> | undefined> {
 const CACHE_HITS = 'recsys_features_cache_hits_total';
 const CACHE_MISSES = 'recsys_features_cache_misses_total';
 const CPU_SECONDS = 'recsys_process_cpu_seconds_total';
+const VIEW_WAIT = 'recsys_user_session_view_wait_seconds';
+const VIEW_LATE = 'recsys_user_session_view_late_total';
 
 export async function snapshot(processes: readonly WatchedProcess[]): Promise<Snapshot> {
   const entries = await Promise.all(
@@ -66,6 +72,9 @@ export async function snapshot(processes: readonly WatchedProcess[]): Promise<Sn
           cpuMs: fromProc ?? (fromMetrics === undefined ? NaN : fromMetrics * 1000),
           cacheHits: metrics?.get(CACHE_HITS) ?? 0,
           cacheMisses: metrics?.get(CACHE_MISSES) ?? 0,
+          viewWaitSeconds: metrics?.get(`${VIEW_WAIT}_sum`) ?? 0,
+          viewWaits: metrics?.get(`${VIEW_WAIT}_count`) ?? 0,
+          viewLate: metrics?.get(VIEW_LATE) ?? 0,
         },
       ];
     }),
@@ -73,7 +82,14 @@ export async function snapshot(processes: readonly WatchedProcess[]): Promise<Sn
   const self = process.cpuUsage();
   entries.push([
     'load generator',
-    { cpuMs: (self.user + self.system) / 1000, cacheHits: 0, cacheMisses: 0 },
+    {
+      cpuMs: (self.user + self.system) / 1000,
+      cacheHits: 0,
+      cacheMisses: 0,
+      viewWaitSeconds: 0,
+      viewWaits: 0,
+      viewLate: 0,
+    },
   ]);
   return new Map(entries);
 }
@@ -84,19 +100,37 @@ export interface UsageBetween {
   /** Feature cache hits / (hits + misses) over the interval, all processes; NaN without reads. */
   cacheHitRate: number;
   cacheReads: number;
+  /**
+   * Mean time `observe` waited for the session view the ranker reads to hold the feedback it
+   * applied (ms), and the share of waits that ended late (the view had not caught up in time).
+   */
+  sessionViewWaitMs: number;
+  sessionViewLateRate: number;
 }
 
 export function usageBetween(before: Snapshot, after: Snapshot, elapsedMs: number): UsageBetween {
   const cpuPercent: Record<string, number> = {};
   let hits = 0;
   let misses = 0;
+  let waitSeconds = 0;
+  let waits = 0;
+  let late = 0;
   for (const [name, end] of after) {
     const start = before.get(name);
     if (start === undefined) continue;
     cpuPercent[name] = elapsedMs > 0 ? ((end.cpuMs - start.cpuMs) / elapsedMs) * 100 : NaN;
     hits += end.cacheHits - start.cacheHits;
     misses += end.cacheMisses - start.cacheMisses;
+    waitSeconds += end.viewWaitSeconds - start.viewWaitSeconds;
+    waits += end.viewWaits - start.viewWaits;
+    late += end.viewLate - start.viewLate;
   }
   const reads = hits + misses;
-  return { cpuPercent, cacheHitRate: reads > 0 ? hits / reads : NaN, cacheReads: reads };
+  return {
+    cpuPercent,
+    cacheHitRate: reads > 0 ? hits / reads : NaN,
+    cacheReads: reads,
+    sessionViewWaitMs: waits > 0 ? (waitSeconds / waits) * 1000 : NaN,
+    sessionViewLateRate: waits > 0 ? late / waits : NaN,
+  };
 }

@@ -152,7 +152,20 @@ function rywTable(rates: RateFigures[]): Table {
       (checked
         ? ': clicked item gone and in the session history (user state over NATS)'
         : ': clicked item gone from the reply'),
-    columns: ['rate/s', 'probes', 'first reply', 'never', 'failed', 'p50', 'p99', 'max'],
+    columns: [
+      'rate/s',
+      'probes',
+      'first reply',
+      'never',
+      'failed',
+      'p50',
+      'p99',
+      'max',
+      'click p50',
+      'click p99',
+      'view wait',
+      'view late',
+    ],
     rows: rates.map((f) => {
       const r = f.readYourWrites;
       return [
@@ -164,6 +177,10 @@ function rywTable(rates: RateFigures[]): Table {
         r.latency.p50,
         r.latency.p99,
         r.latency.max,
+        r.feedback.p50,
+        r.feedback.p99,
+        f.usage.sessionViewWaitMs,
+        pct(f.usage.sessionViewLateRate),
       ];
     }),
   };
