@@ -7,6 +7,7 @@
 import { EncodedRequest } from '../../runtime/client/client.js';
 import type { ActorClient, TypedRef } from '../../runtime/client/client.js';
 import { BadRequestError } from '../../runtime/errors.js';
+import { shardOf } from './index-file.js';
 import { ITEMS_KIND } from './messages.js';
 import type { ItemShardProtocol, PackedItems, SearchRequest } from './messages.js';
 
@@ -51,16 +52,20 @@ export class ShardScatter {
    * Searches every shard under one deadline. Rejects only when the request itself is bad (every
    * shard would refuse it the same way); a shard's other failures make it missing.
    */
+  private requestsOf(request: SearchRequest): EncodedRequest<SearchRequest>[] {
+    return shardRequests(request, this.shards.length);
+  }
+
   async search(request: SearchRequest, options: ScatterCallOptions = {}): Promise<ScatterResult> {
     const deadline = options.deadline ?? Date.now() + (options.timeoutMs ?? 1000);
     const call = {
       deadline,
       ...(options.requestId === undefined ? {} : { requestId: options.requestId }),
     };
-    // Every shard gets the same bytes: encoded once, not once per shard.
-    const encoded = EncodedRequest.of(request);
     const settled = await Promise.allSettled(
-      this.shards.map((shard) => this.ref.ask(shard, 'search', encoded, call)),
+      this.requestsOf(request).map((encoded, shard) =>
+        this.ref.ask(String(shard), 'search', encoded, call),
+      ),
     );
     const lists: PackedItems[] = [];
     const missing: number[] = [];
@@ -78,6 +83,31 @@ export class ShardScatter {
       degraded: missing.length > 0,
     };
   }
+}
+
+/**
+ * Each shard's request, encoded. An excluded item can only be in the shard that holds it
+ * (`shardOf`, as the index is built and upserts are routed), so each shard gets only its own part
+ * of the exclusions: a user's seen and served items would otherwise travel to, be decoded by and
+ * be handed to the search thread of every shard. Without exclusions every shard gets the same
+ * bytes, encoded once.
+ */
+export function shardRequests(
+  request: SearchRequest,
+  shards: number,
+): EncodedRequest<SearchRequest>[] {
+  const exclude = request.exclude;
+  if (exclude === undefined || exclude.length === 0 || shards === 1) {
+    const encoded = EncodedRequest.of(request);
+    return Array.from({ length: shards }, () => encoded);
+  }
+  const parts: string[][] = Array.from({ length: shards }, () => []);
+  for (const item of exclude) parts[shardOf(item, shards)]!.push(item);
+  return parts.map((part) => {
+    const own: SearchRequest = { ...request, exclude: part };
+    if (part.length === 0) delete own.exclude;
+    return EncodedRequest.of(own);
+  });
 }
 
 /** The best `k` of several packed lists, each already best first (k-way merge). */

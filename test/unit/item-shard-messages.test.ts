@@ -9,7 +9,8 @@ import {
   unpackItems,
 } from '../../actors/item-shard/messages.js';
 import type { SearchReply } from '../../actors/item-shard/messages.js';
-import { mergeTopK } from '../../actors/item-shard/scatter.js';
+import { shardOf } from '../../actors/item-shard/index-file.js';
+import { mergeTopK, shardRequests } from '../../actors/item-shard/scatter.js';
 import { decode, encode } from '../../runtime/codec.js';
 import { badRequest } from '../helpers/assertions.js';
 
@@ -136,5 +137,43 @@ describe('packed search replies', () => {
     expect(short.item_ids).toEqual(['x', 'a']);
     expect(short.scores).toHaveLength(2);
     expect(mergeTopK([], 5)).toEqual({ item_ids: [], scores: new Float32Array(0) });
+  });
+});
+
+describe('scatter requests', () => {
+  const vector = Float32Array.from([0.5, -1, 2]);
+
+  it('sends each shard only the exclusions of the items it holds', () => {
+    const exclude = Array.from({ length: 40 }, (_, i) => `item-${i}`);
+    const requests = shardRequests({ vector, k: 10, exclude, categories: ['a'] }, 3);
+    expect(requests).toHaveLength(3);
+    const union: string[] = [];
+    requests.forEach((request, shard) => {
+      const sent = decode(request.data, request.headers) as {
+        vector: Float32Array;
+        k: number;
+        exclude?: string[];
+        categories: string[];
+      };
+      expect(sent.vector).toEqual(vector);
+      expect(sent.k).toBe(10);
+      expect(sent.categories).toEqual(['a']);
+      const own = sent.exclude ?? [];
+      for (const item of own) expect(shardOf(item, 3)).toBe(shard);
+      union.push(...own);
+    });
+    expect(union.sort()).toEqual([...exclude].sort());
+  });
+
+  it('leaves the exclusions out for a shard holding none, and encodes once without any', () => {
+    const onlyShardOf = (shard: number): string[] =>
+      Array.from({ length: 200 }, (_, i) => `x${i}`).filter((id) => shardOf(id, 2) === shard);
+    const [first, second] = shardRequests({ vector, k: 5, exclude: onlyShardOf(1) }, 2);
+    expect(decode(first!.data, first!.headers)).not.toHaveProperty('exclude');
+    expect((decode(second!.data, second!.headers) as { exclude: string[] }).exclude).toEqual(
+      onlyShardOf(1),
+    );
+    const plain = shardRequests({ vector, k: 5 }, 4);
+    expect(new Set(plain).size).toBe(1);
   });
 });
