@@ -41,12 +41,22 @@ export function encodeKey(key: string): string {
   return out;
 }
 
+const ESCAPE = /^[0-9A-Fa-f]{2}$/;
+
+/** Throws `BadRequestError` (field `subject`) on a `%` not followed by two hex digits. */
 export function decodeKey(token: string): string {
   if (!token.includes('%')) return token;
   const bytes: number[] = [];
   for (let i = 0; i < token.length; i++) {
     if (token[i] === '%') {
-      bytes.push(parseInt(token.slice(i + 1, i + 3), 16));
+      const hex = token.slice(i + 1, i + 3);
+      if (!ESCAPE.test(hex)) {
+        throw new BadRequestError(
+          'subject',
+          `key token ${JSON.stringify(token)} has a % not followed by two hex digits`,
+        );
+      }
+      bytes.push(parseInt(hex, 16));
       i += 2;
     } else {
       bytes.push(token.charCodeAt(i));
@@ -98,7 +108,11 @@ export class Subjects {
     const [kind, partition, key, op] = parts as [string, string, string, string];
     const p = Number(partition);
     if (!Number.isInteger(p) || p < 0) return undefined;
-    return { kind, partition: p, key: decodeKey(key), op };
+    try {
+      return { kind, partition: p, key: decodeKey(key), op };
+    } catch {
+      return undefined; // A malformed escape: not a subject of this deployment's keys.
+    }
   }
 
   /** Splits a grouped subject into its parts; `undefined` if it is not one of this prefix. */

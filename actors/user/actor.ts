@@ -34,6 +34,7 @@ import type { FeedbackEvent, ImpressionEvent } from '../../runtime/events/index.
 import type { FeatureViewReader, OnlineFeatures } from '../../runtime/features/index.js';
 import type { EventStream, StreamMessage, StreamStore } from '../../runtime/stream/index.js';
 import { silentLogger } from '../../runtime/log.js';
+import { timerDelay } from '../../runtime/timer-delay.js';
 import { ShardScatter } from '../item-shard/scatter.js';
 import { MAX_CANDIDATES } from '../ranker/messages.js';
 import type { RankerProtocol } from '../ranker/messages.js';
@@ -124,7 +125,7 @@ function before<T>(promise: Promise<T>, deadline: number, now: () => number): Pr
   }
   let timer: ReturnType<typeof setTimeout> | undefined;
   const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new TimeoutError('late')), remaining);
+    timer = setTimeout(() => reject(new TimeoutError('late')), timerDelay(remaining));
   });
   return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }

@@ -14,7 +14,13 @@ import type { Handler, Protocol, RequestMeta } from '../actor/protocol.js';
 import type { ActorClient } from '../client/client.js';
 import { createIdGenerator } from '../client/ids.js';
 import { decode } from '../codec.js';
-import { NotOwnerError, RecsysError, toRecsysError, UnknownOpError } from '../errors.js';
+import {
+  BadRequestError,
+  NotOwnerError,
+  RecsysError,
+  toRecsysError,
+  UnknownOpError,
+} from '../errors.js';
 import type { RuntimeMetrics } from '../metrics.js';
 import type { EndpointRecorder, MicroService } from '../services/micro.js';
 import type { StreamStore } from '../stream/index.js';
@@ -93,6 +99,17 @@ export class Dispatcher {
       deadlineHeader === undefined
         ? received + this.options.defaultTimeoutMs
         : Number(deadlineHeader);
+    if (!Number.isFinite(deadline)) {
+      // NaN would pass every "is it late?" check, and the request would never expire.
+      this.replyError(
+        msg,
+        new BadRequestError(
+          Header.Deadline,
+          `must be a time in epoch milliseconds, got ${JSON.stringify(deadlineHeader)}`,
+        ),
+      );
+      return;
+    }
     const instruments = this.ops.get(op);
     if (instruments === undefined) {
       this.unknownOp.inc();

@@ -351,17 +351,26 @@ export class ActorHost implements PartitionListener {
     const rest = msg.subject.slice(prefixLength);
     const dot = rest.lastIndexOf('.');
     if (dot <= 0) return;
-    const key = decodeKey(rest.slice(0, dot));
+    const refuse = (err: BadRequestError): void => {
+      const reply = encodeErrorReply(err);
+      msg.respond(reply.data, reply.headers);
+    };
+    let key: string;
+    try {
+      key = decodeKey(rest.slice(0, dot));
+    } catch (err) {
+      if (err instanceof BadRequestError) return refuse(err);
+      throw err;
+    }
     // A hand-built subject with the wrong partition would activate the key beside its real owner.
     const expected = partitionOf(key, this.options.partitions);
     if (expected !== partition) {
-      const err = new BadRequestError(
-        'subject',
-        `key ${JSON.stringify(key)} belongs to partition ${expected}, not ${partition}`,
+      return refuse(
+        new BadRequestError(
+          'subject',
+          `key ${JSON.stringify(key)} belongs to partition ${expected}, not ${partition}`,
+        ),
       );
-      const reply = encodeErrorReply(err);
-      msg.respond(reply.data, reply.headers);
-      return;
     }
     state.dispatcher.dispatch(msg, key, partition, rest.slice(dot + 1));
   }

@@ -8,6 +8,7 @@
  * can be closed on its own, which is how multi-host tests run in one process.
  */
 import { NoRespondersError, TimeoutError, UnavailableError } from '../errors.js';
+import { timerDelay } from '../timer-delay.js';
 import { hasWildcard, publishTokens, SubjectIndex, subscriptionTokens } from './subject-index.js';
 import type {
   Headers,
@@ -283,7 +284,7 @@ export class InProcessTransport implements Transport {
       };
       const timer = setTimeout(() => {
         cancel(new TimeoutError(`no reply on ${subject} within ${options.timeoutMs} ms`));
-      }, options.timeoutMs);
+      }, timerDelay(options.timeoutMs));
       this.inflight.add(cancel);
       this.bus.openInbox(inbox, (reply) => {
         settle();
@@ -317,7 +318,7 @@ export class InProcessTransport implements Transport {
         settle();
         resolve(replies);
       };
-      const timer = setTimeout(finish, options.timeoutMs);
+      const timer = setTimeout(finish, timerDelay(options.timeoutMs));
       this.inflight.add(cancel);
       this.bus.openInbox(inbox, (reply) => {
         replies.push(reply);

@@ -28,6 +28,7 @@ import {
 import { connect } from '@nats-io/transport-node';
 
 import { BadRequestError, NoRespondersError, TimeoutError, UnavailableError } from '../errors.js';
+import { timerDelay } from '../timer-delay.js';
 import { publishTokens, SubjectIndex, subscriptionTokens } from './subject-index.js';
 import type {
   Headers,
@@ -184,7 +185,7 @@ export class NatsTransport implements Transport {
       const timer = setTimeout(() => {
         this.pending.delete(token);
         reject(new TimeoutError(`no reply on ${subject} within ${timeoutMs} ms`));
-      }, timeoutMs);
+      }, timerDelay(timeoutMs));
       this.pending.set(token, { subject, resolve, reject, timer });
       try {
         nc.publish(subject, data.slice(), { reply: inbox + token, headers: hdrs });
@@ -225,7 +226,7 @@ export class NatsTransport implements Transport {
       const timer = setTimeout(() => {
         settled = true;
         reject(new TimeoutError(`no reply on ${subject} within ${timeoutMs} ms`));
-      }, timeoutMs);
+      }, timerDelay(timeoutMs));
       const message: InboundMessage = {
         subject,
         data: data.slice(),

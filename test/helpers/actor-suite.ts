@@ -170,6 +170,16 @@ export function actorSuite(
       );
       await expect(expired).rejects.toBeInstanceOf(TimeoutError);
       expect(await counters.ask('late', 'get', {})).toMatchObject({ total: 0 });
+
+      // A deadline that is not a time is refused, naming the header: as NaN it would never expire.
+      const garbled = await node.transport.request(
+        node.client.subjectFor({ kind: 'counter', key: 'late' }, 'add'),
+        payload.data,
+        { timeoutMs: 1000, headers: { [Header.Deadline]: 'soon' } },
+      );
+      expect(() => decodeReply(garbled)).toThrow(BadRequestError);
+      expect(() => decodeReply(garbled)).toThrow(/Recsys-Deadline/);
+      expect(await counters.ask('late', 'get', {})).toMatchObject({ total: 0 });
       const metrics = await node.metrics.expose();
       expect(metrics).toMatch(/recsys_actor_deadline_drops_total\{kind="counter"\} [1-9]/);
     });

@@ -85,6 +85,13 @@ describe('assertToken', () => {
 });
 
 describe('encodeKey / decodeKey', () => {
+  it('refuses a % not followed by two hex digits, naming the subject', () => {
+    for (const token of ['a%ZZ', 'a%4', '%', 'ab%g1']) {
+      expect(() => decodeKey(token), token).toThrow(/subject: .*two hex digits/);
+    }
+    expect(new Subjects('recsys').parseKeyed('recsys.user.3.a%ZZ.state')).toBeUndefined();
+  });
+
   it('leaves readable keys alone', () => {
     for (const key of ['user_123', 'u1', 'ABC-def_09', '-', '_']) {
       expect(encodeKey(key)).toBe(key);

@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { MAX_TIMER_MS, timerDelay } from '../../runtime/timer-delay.js';
 
 import { Mailbox } from '../../runtime/actor/mailbox.js';
 import { ActorTimers } from '../../runtime/actor/timers.js';
@@ -301,5 +302,15 @@ describe('ActorTimers', () => {
     expect(overlapped).toBe(false);
     timers.cancelAll();
     await mailbox.whenIdle();
+  });
+});
+
+describe('timerDelay', () => {
+  it('keeps a delay within what setTimeout honours', () => {
+    expect(timerDelay(25)).toBe(25);
+    expect(timerDelay(-5)).toBe(0);
+    // Past 2^31 - 1 ms node would fire after 1 ms: a far deadline must not become "now".
+    expect(timerDelay(30 * 24 * 3_600_000)).toBe(MAX_TIMER_MS);
+    expect(MAX_TIMER_MS).toBe(2_147_483_647);
   });
 });
