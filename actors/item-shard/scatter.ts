@@ -3,10 +3,14 @@
  * shard at once under one deadline, the answers merged into the top k. A shard that is late or
  * down does not fail the query: its number is listed in `missing_shards` and the result is flagged
  * `degraded`, so the caller answers with what it has, in time.
+ *
+ * A shard that had no responders at all (its last replica gone) is not asked again for
+ * `probeAfterMs`: the client retries "no responders" until the deadline (a replica may be moving),
+ * so asking it on every query would spend each query's whole budget waiting for it.
  */
 import { EncodedRequest } from '../../runtime/client/client.js';
 import type { ActorClient, TypedRef } from '../../runtime/client/client.js';
-import { BadRequestError } from '../../runtime/errors.js';
+import { BadRequestError, NoRespondersError } from '../../runtime/errors.js';
 import { shardOf } from './index-file.js';
 import { ITEMS_KIND } from './messages.js';
 import type { ItemShardProtocol, PackedItems, SearchRequest } from './messages.js';
@@ -15,6 +19,10 @@ export interface ShardScatterOptions {
   client: ActorClient;
   /** Shards S of the index (`items.shards`). */
   shards: number;
+  /** How long a shard without responders is left out before it is asked again. @default 1000 */
+  probeAfterMs?: number;
+  /** The clock (epoch ms). @default Date.now */
+  now?: () => number;
 }
 
 export interface ScatterCallOptions {
@@ -39,6 +47,10 @@ export interface ScatterResult {
 export class ShardScatter {
   private readonly shards: readonly string[];
   private readonly ref: TypedRef<ItemShardProtocol, string>;
+  private readonly probeAfterMs: number;
+  private readonly now: () => number;
+  /** Shard → time until which it is left out (it had no responders). */
+  private readonly downUntil = new Map<number, number>();
 
   constructor(options: ShardScatterOptions) {
     if (!Number.isInteger(options.shards) || options.shards < 1) {
@@ -46,6 +58,8 @@ export class ShardScatter {
     }
     this.shards = Array.from({ length: options.shards }, (_, s) => String(s));
     this.ref = options.client.grouped<ItemShardProtocol>(ITEMS_KIND);
+    this.probeAfterMs = options.probeAfterMs ?? 1000;
+    this.now = options.now ?? Date.now;
   }
 
   /**
@@ -62,9 +76,23 @@ export class ShardScatter {
       deadline,
       ...(options.requestId === undefined ? {} : { requestId: options.requestId }),
     };
+    const now = this.now();
     const settled = await Promise.allSettled(
       this.requestsOf(request).map((encoded, shard) =>
-        this.ref.ask(String(shard), 'search', encoded, call),
+        now < (this.downUntil.get(shard) ?? 0)
+          ? Promise.reject(new NoRespondersError(`shard ${shard} had no responders lately`))
+          : this.ref.ask(String(shard), 'search', encoded, call).then(
+              (reply) => {
+                this.downUntil.delete(shard);
+                return reply;
+              },
+              (err: unknown) => {
+                if (err instanceof NoRespondersError) {
+                  this.downUntil.set(shard, this.now() + this.probeAfterMs);
+                }
+                throw err;
+              },
+            ),
       ),
     );
     const lists: PackedItems[] = [];

@@ -20,6 +20,7 @@ import type { Logger } from 'pino';
 import type { ActorContext, ActorKind } from '../../runtime/actor/actor.js';
 import { Actor, defineActorKind } from '../../runtime/actor/actor.js';
 import type { Handlers, RequestMeta } from '../../runtime/actor/protocol.js';
+import type { ActorClient } from '../../runtime/client/client.js';
 import type { EventsConfig, RecommendConfig } from '../../runtime/config/schema.js';
 import { BadRequestError, NoRespondersError, TimeoutError } from '../../runtime/errors.js';
 import {
@@ -107,6 +108,8 @@ interface Shared {
   readers(online: OnlineFeatures): Readers;
   /** Ranker slot → time until which it is not asked (it had no responders). */
   readonly rankerDown: Map<string, number>;
+  /** The shard scatter of a client: one per host, so a shard found down is left out by all. */
+  scatter(client: ActorClient): ShardScatter;
 }
 
 interface Readers {
@@ -144,7 +147,7 @@ export class UserActor extends Actor<UserProtocol> {
     private readonly shared: Shared,
   ) {
     super(ctx);
-    this.scatter = new ShardScatter({ client: ctx.client, shards: shared.options.shards });
+    this.scatter = shared.scatter(ctx.client);
     const registry = ctx.features?.metricsRegistry;
     this.metrics = registry === undefined ? undefined : userMetrics(registry);
   }
@@ -644,11 +647,20 @@ export function userKind(options: UserKindOptions): ActorKind<UserProtocol> {
   let loadedModel: UserModel | undefined;
   const streams = new WeakMap<StreamStore, Promise<EventStream>>();
   const readers = new WeakMap<OnlineFeatures, Readers>();
+  const scatters = new WeakMap<ActorClient, ShardScatter>();
   const shared: Shared = {
     options,
     now,
     tally: new UserTally(),
     rankerDown: new Map(),
+    scatter: (client) => {
+      let scatter = scatters.get(client);
+      if (scatter === undefined) {
+        scatter = new ShardScatter({ client, shards: options.shards, now });
+        scatters.set(client, scatter);
+      }
+      return scatter;
+    },
     model: () =>
       (model ??= UserModel.load(options.modelDir, {
         popularItems: options.recommend.popularItems,
