@@ -97,7 +97,12 @@ export function toHttpError(err: unknown): HttpError {
   }
   if (status !== undefined && status >= 400 && status < 500) {
     // The body could not be read as JSON (malformed, or empty with a JSON content type).
-    const message = err instanceof SyntaxError ? 'is not valid JSON' : (e.message ?? 'is invalid');
+    const message =
+      e.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err instanceof SyntaxError
+        ? 'is not valid JSON'
+        : e.code === 'FST_ERR_CTP_EMPTY_JSON_BODY'
+          ? 'is empty; send a JSON object'
+          : (e.message ?? 'is invalid');
     return { status: 400, code: ErrorCode.BadRequest, message: `body: ${message}`, field: 'body' };
   }
   return { status: 500, code: ErrorCode.Internal, message: 'internal error' };

@@ -1,7 +1,12 @@
 /**
  * The gateway in tests: built on a running node (its client, streams and metrics registry), as
- * `recsys start` builds it, and driven with `app.inject()` without listening.
+ * `recsys start` builds it, and driven with `app.inject()` without listening; or run as
+ * `recsys gateway`, a process of its own, and driven over HTTP.
  */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { buildGateway, createReadyCheck } from '../../gateway/index.js';
 import type { GatewayApp } from '../../gateway/index.js';
 import type { ResolvedConfig } from '../../runtime/config/index.js';
@@ -75,4 +80,47 @@ export async function storedFeedback(
   await finished;
   await reader.stop();
   return out;
+}
+
+const ROOT = new URL('../../', import.meta.url).pathname;
+
+/** `recsys gateway` running as a child process. */
+export interface GatewayProcess {
+  readonly child: ChildProcess;
+  /** Where it listens: `http://127.0.0.1:<port>`. */
+  readonly url: string;
+  /** Resolves with the exit code once the process has exited. */
+  readonly exited: Promise<number | null>;
+}
+
+/**
+ * Starts `recsys gateway` (through tsx, on the sources) with the config file at `configPath` on
+ * any free port, and resolves once it logs `gateway_ready`; rejects with its stderr if it exits
+ * first.
+ */
+export async function spawnGateway(configPath: string): Promise<GatewayProcess> {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(ROOT, 'main.ts'), 'gateway', '--config', configPath, '--port', '0'],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-4000);
+  });
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => resolve(code)),
+  );
+  const url = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout }).on('line', (text) => {
+      try {
+        const line = JSON.parse(text) as Record<string, unknown>;
+        if (line['evt'] === 'gateway_ready') resolve(String(line['url']));
+      } catch {
+        // Not a log line.
+      }
+    });
+    void exited.then((code) => reject(new Error(`gateway exited (${code}): ${stderr}`)));
+  });
+  return { child, url, exited };
 }

@@ -4,10 +4,6 @@
  * id), says on /ready what is missing, answers 503 for a recommendation nobody serves, and shuts
  * down on SIGTERM.
  */
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { decode } from '../../runtime/codec.js';
 import { resolveConfig } from '../../runtime/config/index.js';
@@ -17,47 +13,14 @@ import { NatsStreamStore } from '../../runtime/stream/index.js';
 import type { EventStream, StreamMessage } from '../../runtime/stream/index.js';
 import { NatsTransport } from '../../runtime/transport/nats.js';
 import { uniquePrefix } from '../helpers/cluster.js';
+import { spawnGateway } from '../helpers/gateway.js';
+import type { GatewayProcess } from '../helpers/gateway.js';
 import { writeConfig } from '../helpers/host-process.js';
 import { describeIntegration } from '../helpers/require-services.js';
 import { startNatsServer } from '../helpers/servers.js';
 import type { NatsServerHandle } from '../helpers/servers.js';
 
-const ROOT = new URL('../../', import.meta.url).pathname;
 const PARTITIONS = 16;
-
-interface GatewayProcess {
-  child: ChildProcess;
-  url: string;
-  exited: Promise<number | null>;
-}
-
-/** Starts `recsys gateway` (through tsx, on the sources) and waits for its `gateway_ready` line. */
-async function spawnGateway(configPath: string): Promise<GatewayProcess> {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', join(ROOT, 'main.ts'), 'gateway', '--config', configPath, '--port', '0'],
-    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => {
-    stderr = (stderr + chunk.toString()).slice(-4000);
-  });
-  const exited = new Promise<number | null>((resolve) =>
-    child.once('exit', (code) => resolve(code)),
-  );
-  const url = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout }).on('line', (text) => {
-      try {
-        const line = JSON.parse(text) as Record<string, unknown>;
-        if (line['evt'] === 'gateway_ready') resolve(String(line['url']));
-      } catch {
-        // Not a log line.
-      }
-    });
-    void exited.then((code) => reject(new Error(`gateway exited (${code}): ${stderr}`)));
-  });
-  return { child, url, exited };
-}
 
 /** The feedback events JetStream holds on `user`'s subject. */
 async function storedFor(

@@ -32,7 +32,12 @@ import { fmt } from './report.js';
 
 const DEFAULT_RATES = [100, 250, 500, 1000];
 const DEFAULT_SECONDS = 10;
-const WARMUP_SECONDS = 5;
+/**
+ * Warm-up before the first rate. The full world needs longer: with 100,000 users and 1,000,000
+ * items, the first seconds activate users, fill the feature caches and page in the index files,
+ * and a first rate measured straight after a short warm-up pays for that start, not for the rate.
+ */
+const WARMUP_SECONDS: Record<E2eScale, number> = { smoke: 5, full: 30 };
 const WARMUP_RATE = 100;
 /** The search stops here whatever happens: a safety net, far beyond two cores. */
 const SEARCH_CEILING = 20_000;
@@ -101,8 +106,9 @@ async function run(options: BenchOptions): Promise<BenchReport> {
   const client = new GatewayClient({ baseUrl: system.gatewayUrl, maxSockets: 512 });
   try {
     const workload = new Workload({ users });
-    progress(`warm-up: ${WARMUP_RATE}/s for ${WARMUP_SECONDS} s`);
-    const warm = await runLoad({ client, workload, rate: WARMUP_RATE, seconds: WARMUP_SECONDS });
+    const warmSeconds = WARMUP_SECONDS[scale];
+    progress(`warm-up: ${WARMUP_RATE}/s for ${warmSeconds} s`);
+    const warm = await runLoad({ client, workload, rate: WARMUP_RATE, seconds: warmSeconds });
     progress(
       `warm-up: p50 ${fmt(warm.recommend.p50)} ms, p99 ${fmt(warm.recommend.p99)} ms, errors ` +
         `${JSON.stringify(warm.errors)}, degraded ${JSON.stringify(warm.degradedReasons)}`,

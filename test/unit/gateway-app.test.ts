@@ -211,7 +211,7 @@ describe('the HTTP gateway', () => {
     });
 
     it('answers malformed bodies, oversized bodies and unknown routes in the same format', async () => {
-      expectError(
+      const malformed = expectError(
         await gw.app.inject({
           method: 'POST',
           url: '/feedback',
@@ -222,12 +222,25 @@ describe('the HTTP gateway', () => {
         'bad_request',
         'body',
       );
+      expect(malformed.message).toBe('body: is not valid JSON');
       expectError(
         await gw.app.inject({ method: 'POST', url: '/recommend' }),
         400,
         'bad_request',
         'body',
       );
+      const empty = expectError(
+        await gw.app.inject({
+          method: 'POST',
+          url: '/recommend',
+          payload: '',
+          headers: { 'content-type': 'application/json' },
+        }),
+        400,
+        'bad_request',
+        'body',
+      );
+      expect(empty.message).toBe('body: is empty; send a JSON object');
       expectError(
         await gw.app.inject({
           method: 'POST',
