@@ -710,6 +710,11 @@ export function userKind(options: UserKindOptions): ActorKind<UserProtocol> {
       state: validateState,
     },
     create: (ctx) => new UserActor(ctx, shared),
+    // The tower, the id maps (a million items at full scale) and the popular items load before
+    // the first user is served, not by the first user's activation while requests queue behind it.
+    prepare: async () => {
+      await shared.model();
+    },
     stats: () => {
       const loaded = shared.loaded();
       return shared.tally.stats({

@@ -99,6 +99,12 @@ export interface ActorKind<P extends Protocol = Protocol> {
   /** Grouped kinds only: the groups a host serves when `host.groups` does not name this kind. */
   readonly defaultGroups?: readonly string[];
   /**
+   * Work done once per host before the kind takes any message (loading what all its actors
+   * share, such as a model): the host starts serving the kind, and says it is ready, only after
+   * it. Without it, the first messages would wait for that work, or time out behind it.
+   */
+  readonly prepare?: () => Promise<void>;
+  /**
    * Figures of the kind as a whole (totals over its instances: a keyed kind has too many to list
    * one by one), shown by `$SRV.STATS` as `kind_stats`. Read on the host's event loop: cheap, and
    * changing nothing.

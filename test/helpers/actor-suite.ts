@@ -85,6 +85,27 @@ export function actorSuite(
       expect((await echo.ask('1', 'echo', { text: 'only b' })).host).toBe('replica-b');
     });
 
+    it("prepares a kind before the host serves it, and the host's start waits for it", async () => {
+      const c = await open();
+      let prepared = false;
+      const started = Date.now();
+      const node = await c.node(
+        [
+          echoKind({
+            prepare: async () => {
+              await new Promise((resolve) => setTimeout(resolve, 150));
+              prepared = true;
+            },
+          }),
+        ],
+        groups,
+      );
+      expect(prepared).toBe(true);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(140);
+      const echo = node.client.grouped<EchoProtocol>('echo');
+      expect((await echo.ask('0', 'echo', { text: 'ready' })).text).toBe('ready');
+    });
+
     it('starts eager groups before joining their queue groups, and shows their stats', async () => {
       const c = await open();
       const node = await c.node(

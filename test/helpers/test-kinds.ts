@@ -172,6 +172,8 @@ export interface EchoActivation {
   failGroups?: readonly string[];
   activateOnStart?: boolean;
   defaultGroups?: readonly string[];
+  /** The kind's `prepare`. */
+  prepare?: () => Promise<void>;
 }
 
 export function echoKind(activation: EchoActivation = {}) {
@@ -198,5 +200,6 @@ export function echoKind(activation: EchoActivation = {}) {
       ? {}
       : { activateOnStart: activation.activateOnStart }),
     ...(activation.defaultGroups === undefined ? {} : { defaultGroups: activation.defaultGroups }),
+    ...(activation.prepare === undefined ? {} : { prepare: activation.prepare }),
   });
 }
