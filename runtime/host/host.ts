@@ -143,7 +143,9 @@ export class ActorHost implements PartitionListener {
       throw new Error(`host ${this.hostId} cannot start from state ${this.stateValue}`);
     this.stateValue = 'starting';
     for (const kind of this.config.kinds) this.kinds.set(kind.name, this.createKindState(kind));
-    await Promise.all(this.config.kinds.map((kind) => kind.prepare?.()));
+    await Promise.all(
+      this.config.kinds.flatMap((kind) => (kind.prepare === undefined ? [] : [kind.prepare()])),
+    );
     this.removeGaugeSource = this.metrics.addGaugeSource({
       kinds: () => this.kinds.keys(),
       activeActors: (k) => this.kinds.get(k)?.dispatcher.activations.size ?? 0,
