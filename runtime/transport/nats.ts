@@ -81,6 +81,8 @@ export class NatsTransport implements Transport {
   /** Queue-group members subscribed here, by subject; undefined when local requests are off. */
   private readonly localMembers: SubjectIndex<LocalMember> | undefined;
   private nextLocal = 0;
+  /** Queue-group members subscribed here: with none (a gateway), requests skip the lookup. */
+  private localCount = 0;
 
   /**
    * Wraps a connection made elsewhere. {@link NatsTransport.connect} is the usual way in: it sets
@@ -136,10 +138,19 @@ export class NatsTransport implements Transport {
           }
         },
       });
-      local?.add(tokens, member);
+      if (local !== undefined) {
+        local.add(tokens, member);
+        this.localCount++;
+      }
       // Leaving (unsubscribe, or the start of a drain) ends local delivery at once: a draining
       // member takes no new requests, from the server or from here.
-      const leave = (): void => local?.remove(tokens, member);
+      let left = false;
+      const leave = (): void => {
+        if (local === undefined || left) return;
+        left = true;
+        local.remove(tokens, member);
+        this.localCount--;
+      };
       return new NatsTransportSubscription(subject, sub, leave);
     } catch (err) {
       throw mapError(err, subject);
@@ -199,7 +210,7 @@ export class NatsTransport implements Transport {
 
   /** A local member of a queue group `subject` reaches, taken in turn when there are several. */
   private localMemberFor(subject: string): LocalMember | undefined {
-    if (this.localMembers === undefined) return undefined;
+    if (this.localMembers === undefined || this.localCount === 0) return undefined;
     let members: LocalMember[];
     try {
       members = this.localMembers.match(publishTokens(subject));
