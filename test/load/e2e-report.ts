@@ -18,6 +18,8 @@ export interface RateFigures {
   usage: UsageBetween;
   /** Measured while searching for the highest passing rate (not in `--rates`). */
   search: boolean;
+  /** With `--rounds` above 1: every round's p99s, of which these figures are the median round. */
+  rounds?: { p99: number[]; readYourWritesP99: number[] };
 }
 
 /** The limit the rate search holds a rate to. */
@@ -60,6 +62,8 @@ export interface E2eReportInput {
   topology: E2eTopology;
   world: World & { cached: boolean };
   seconds: number;
+  /** Measurements of each rate (the median round stands for it). */
+  rounds: number;
   rates: RateFigures[];
   /** The highest passing rate, or 0 when none passed; undefined when no search ran. */
   maxRate: number | undefined;
@@ -68,11 +72,18 @@ export interface E2eReportInput {
   processNames: string[];
 }
 
+/** Every round's figure, in the order measured: `28.3, 84.7, 57.5`. */
+function roundsOf(values: number[] | undefined): string {
+  return values === undefined ? '-' : values.map((v) => fmt(v)).join(', ');
+}
+
 function latencyTable(rates: RateFigures[]): Table {
+  const withRounds = rates.some((f) => f.rounds !== undefined);
   return {
     title:
       'End to end through the HTTP gateway, open loop, from each request\u2019s due time (ms); ' +
-      'feedback = POST /feedback to its 202',
+      'feedback = POST /feedback to its 202' +
+      (withRounds ? '; each rate measured in rounds, the round with the median p99 shown' : ''),
     columns: [
       'rate/s',
       'done/s',
@@ -87,6 +98,7 @@ function latencyTable(rates: RateFigures[]): Table {
       'short',
       'cold',
       'send lag p99',
+      ...(withRounds ? ['p99 of the rounds'] : []),
     ],
     rows: rates.map((f) => {
       const l = f.load;
@@ -104,6 +116,7 @@ function latencyTable(rates: RateFigures[]): Table {
         l.shortReplies,
         l.coldStarts,
         l.sendLag.p99,
+        ...(withRounds ? [roundsOf(f.rounds?.p99)] : []),
       ];
     }),
   };
@@ -145,6 +158,7 @@ function stageTable(rates: RateFigures[]): Table {
 
 function rywTable(rates: RateFigures[]): Table {
   const checked = rates.some((f) => f.readYourWrites.stateChecked);
+  const withRounds = rates.some((f) => f.rounds !== undefined);
   return {
     title:
       'Read your writes: POST /feedback (click) then POST /recommend at once, from sending the ' +
@@ -165,6 +179,7 @@ function rywTable(rates: RateFigures[]): Table {
       'click p99',
       'view wait',
       'view late',
+      ...(withRounds ? ['p99 of the rounds'] : []),
     ],
     rows: rates.map((f) => {
       const r = f.readYourWrites;
@@ -181,6 +196,7 @@ function rywTable(rates: RateFigures[]): Table {
         r.feedback.p99,
         f.usage.sessionViewWaitMs,
         pct(f.usage.sessionViewLateRate),
+        ...(withRounds ? [roundsOf(f.rounds?.readYourWritesP99)] : []),
       ];
     }),
   };
@@ -309,6 +325,7 @@ export function buildE2eReport(input: E2eReportInput): BenchReport {
       scale: input.scale,
       topology: input.topology,
       seconds: input.seconds,
+      rounds: input.rounds,
       rates: input.rates.map((f) => f.load.rate).join(' '),
     },
     tables: [
