@@ -9,6 +9,7 @@ import type { ActorClient } from '../runtime/client/client.js';
 import { toRecsysError } from '../runtime/errors.js';
 import { discoverServices } from '../runtime/services/discover.js';
 import type { EventStream } from '../runtime/stream/index.js';
+import { within } from '../runtime/timeouts.js';
 import type { Transport } from '../runtime/transport/types.js';
 import { ITEMS_KIND } from '../actors/item-shard/messages.js';
 import type { ItemShardProtocol } from '../actors/item-shard/messages.js';
@@ -110,16 +111,12 @@ export function createReadyCheck(options: ReadyCheckOptions): ReadyCheck {
   };
 
   const events = async (): Promise<string> => {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new NotReady(`no answer within ${timeoutMs} ms`)), timeoutMs);
-    });
-    try {
-      const info = await Promise.race([options.events.info(), late]);
-      return `stream ${info.name}, ${info.messages} messages`;
-    } finally {
-      clearTimeout(timer);
-    }
+    const info = await within(
+      options.events.info(),
+      timeoutMs,
+      () => new NotReady(`no answer within ${timeoutMs} ms`),
+    );
+    return `stream ${info.name}, ${info.messages} messages`;
   };
 
   const named: Array<[string, () => Promise<string>]> = [

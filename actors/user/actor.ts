@@ -35,7 +35,7 @@ import type { FeedbackEvent, ImpressionEvent } from '../../runtime/events/index.
 import type { FeatureViewReader, OnlineFeatures } from '../../runtime/features/index.js';
 import type { EventStream, StreamMessage, StreamStore } from '../../runtime/stream/index.js';
 import { silentLogger } from '../../runtime/log.js';
-import { timerDelay } from '../../runtime/timer-delay.js';
+import { within } from '../../runtime/timeouts.js';
 import { ShardScatter } from '../item-shard/scatter.js';
 import { MAX_CANDIDATES } from '../ranker/messages.js';
 import type { RankerProtocol } from '../ranker/messages.js';
@@ -121,16 +121,7 @@ interface Readers {
 
 /** Rejects with `TimeoutError` at `deadline` (epoch ms) unless `promise` settles first. */
 function before<T>(promise: Promise<T>, deadline: number, now: () => number): Promise<T> {
-  const remaining = deadline - now();
-  if (remaining <= 0) {
-    promise.catch(() => undefined);
-    return Promise.reject(new TimeoutError('no time left'));
-  }
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new TimeoutError('late')), timerDelay(remaining));
-  });
-  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+  return within(promise, deadline - now(), () => new TimeoutError('late'));
 }
 
 export class UserActor extends Actor<UserProtocol> {

@@ -12,6 +12,7 @@ import { BadRequestError, TimeoutError, toRecsysError } from '../../runtime/erro
 import { FeedbackType, parseFeedbackEvent, publishFeedback } from '../../runtime/events/index.js';
 import type { FeedbackEvent } from '../../runtime/events/index.js';
 import type { PublishAck } from '../../runtime/stream/index.js';
+import { within } from '../../runtime/timeouts.js';
 import { USER_KIND } from '../../actors/user/messages.js';
 import type { UserProtocol } from '../../actors/user/messages.js';
 import type { GatewayApp, GatewayContext } from '../app.js';
@@ -93,19 +94,12 @@ export function toFeedbackEvent(body: FeedbackEventBody, nowMs: number, at = '')
 }
 
 /** Rejects with `TimeoutError` naming `what` when `work` takes longer than `ms`. */
-async function within<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new TimeoutError(`${what} within ${ms} ms (gateway.feedback_timeout_ms)`)),
-      ms,
-    );
-  });
-  try {
-    return await Promise.race([work, late]);
-  } finally {
-    clearTimeout(timer);
-  }
+function storedWithin<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  return within(
+    work,
+    ms,
+    () => new TimeoutError(`${what} within ${ms} ms (gateway.feedback_timeout_ms)`),
+  );
 }
 
 export function registerFeedbackRoutes(app: GatewayApp, ctx: GatewayContext): void {
@@ -162,7 +156,7 @@ export function registerFeedbackRoutes(app: GatewayApp, ctx: GatewayContext): vo
 
       let acks: PublishAck[];
       try {
-        acks = await within(
+        acks = await storedWithin(
           Promise.all(
             events.map((event) => publishFeedback(ctx.events, prefix, partitions, event)),
           ),

@@ -8,7 +8,7 @@
  * can be closed on its own, which is how multi-host tests run in one process.
  */
 import { NoRespondersError, TimeoutError, UnavailableError } from '../errors.js';
-import { timerDelay } from '../timer-delay.js';
+import { timerDelay } from '../timeouts.js';
 import { hasWildcard, publishTokens, SubjectIndex, subscriptionTokens } from './subject-index.js';
 import type {
   Headers,

@@ -28,7 +28,7 @@ import {
 import { connect } from '@nats-io/transport-node';
 
 import { BadRequestError, NoRespondersError, TimeoutError, UnavailableError } from '../errors.js';
-import { timerDelay } from '../timer-delay.js';
+import { timerDelay } from '../timeouts.js';
 import { publishTokens, SubjectIndex, subscriptionTokens } from './subject-index.js';
 import type {
   Headers,

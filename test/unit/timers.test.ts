@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { MAX_TIMER_MS, timerDelay } from '../../runtime/timer-delay.js';
+import { MAX_TIMER_MS, timerDelay, within } from '../../runtime/timeouts.js';
 
 import { Mailbox } from '../../runtime/actor/mailbox.js';
 import { ActorTimers } from '../../runtime/actor/timers.js';
@@ -312,5 +312,23 @@ describe('timerDelay', () => {
     // Past 2^31 - 1 ms node would fire after 1 ms: a far deadline must not become "now".
     expect(timerDelay(30 * 24 * 3_600_000)).toBe(MAX_TIMER_MS);
     expect(MAX_TIMER_MS).toBe(2_147_483_647);
+  });
+});
+
+describe('within', () => {
+  const late = () => new Error('late');
+
+  it('passes the work through when it settles in time', async () => {
+    await expect(within(Promise.resolve(7), 50, late)).resolves.toBe(7);
+    await expect(within(Promise.reject(new Error('own')), 50, late)).rejects.toThrow('own');
+  });
+
+  it('rejects with its own error once the time is up, and at once with none left', async () => {
+    const never = new Promise<number>(() => undefined);
+    await expect(within(never, 10, late)).rejects.toThrow('late');
+    // The work failing later is not left unhandled.
+    const failing = new Promise<number>((_, reject) => setTimeout(() => reject(new Error('x')), 5));
+    await expect(within(failing, 0, late)).rejects.toThrow('late');
+    await new Promise((resolve) => setTimeout(resolve, 10));
   });
 });
