@@ -13,7 +13,8 @@ import type { Command } from 'commander';
 import type { Logger } from 'pino';
 import { loadCommandConfig } from '../runtime/config/index.js';
 import type { ConfigOverrides, ResolvedConfig } from '../runtime/config/index.js';
-import { ConfigError, RecsysError } from '../runtime/errors.js';
+import { exitOnSignals, exitStartFailure } from '../runtime/cli/exit.js';
+import { ConfigError } from '../runtime/errors.js';
 import { openEventsStream } from '../runtime/events/index.js';
 import { createLogger } from '../runtime/log.js';
 import { RuntimeMetrics } from '../runtime/metrics.js';
@@ -47,12 +48,6 @@ export function registerGatewayCommand(program: Command): void {
     .action((flags: GatewayCommandOptions) => runGatewayCommand(flags));
 }
 
-function fail(err: unknown): never {
-  const message = err instanceof RecsysError || err instanceof Error ? err.message : String(err);
-  process.stderr.write(`recsys: ${message}\n`);
-  process.exit(err instanceof ConfigError ? 2 : 1);
-}
-
 function overridesOf(flags: GatewayCommandOptions): ConfigOverrides {
   const overrides: ConfigOverrides = {};
   if (flags.natsUrl !== undefined) overrides.nats = { url: flags.natsUrl };
@@ -75,7 +70,7 @@ export async function runGatewayCommand(flags: GatewayCommandOptions): Promise<v
   try {
     config = loadCommandConfig(flags.config, process.env, overridesOf(flags));
   } catch (err) {
-    fail(err);
+    exitStartFailure(err);
   }
   const log = createLogger({ level: config.log.level, pretty: config.log.pretty });
   let transport: NatsTransport | undefined;
@@ -111,7 +106,7 @@ export async function runGatewayCommand(flags: GatewayCommandOptions): Promise<v
   } catch (err) {
     log.error({ err }, 'gateway failed to start');
     await transport?.close().catch(() => undefined);
-    fail(err);
+    exitStartFailure(err);
   }
   log.info(
     { evt: 'gateway_ready', url: gateway.url, nats: config.nats.url, pid: process.pid },
@@ -119,26 +114,10 @@ export async function runGatewayCommand(flags: GatewayCommandOptions): Promise<v
   );
 
   const connection = transport;
-  let signals = 0;
-  const shutdown = (signal: NodeJS.Signals): void => {
-    if (++signals > 1) {
-      log.warn({ signal }, 'second signal: exiting without draining');
-      process.exit(130);
-    }
-    log.info({ signal }, 'shutting down');
-    gateway
-      .close()
-      .then(() => connection.close())
-      .then(
-        () => process.exit(0),
-        (err: unknown) => {
-          log.error({ err }, 'shutdown failed');
-          process.exit(1);
-        },
-      );
-  };
-  process.on('SIGTERM', shutdown);
-  process.on('SIGINT', shutdown);
+  exitOnSignals(log, async () => {
+    await gateway.close();
+    await connection.close();
+  });
 }
 
 /** The lines `recsys start` prints once the gateway listens: where it is and how to try it. */

@@ -4,13 +4,14 @@
  */
 import { loadCommandConfig } from '../config/index.js';
 import type { ConfigOverrides, ResolvedConfig } from '../config/index.js';
-import { ConfigError, RecsysError } from '../errors.js';
+import { ConfigError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { startNode } from '../node.js';
 import type { RunningNode } from '../node.js';
 import { discoverServices } from '../services/discover.js';
 import type { ServiceVerb } from '../services/micro.js';
 import { NatsTransport } from '../transport/nats.js';
+import { exitOnSignals, exitStartFailure } from './exit.js';
 import { loadKindModules } from './kinds.js';
 import type { AfterStart, CreateKinds, PrepareStart } from './kinds.js';
 import type { NodeCommandOptions } from './program.js';
@@ -29,12 +30,6 @@ export function parseGroups(flags: readonly string[]): Record<string, string[]> 
     groups[kind] = [...(groups[kind] ?? []), ...list.split(',').map((g) => g.trim())];
   }
   return groups;
-}
-
-function fail(err: unknown): never {
-  const message = err instanceof RecsysError || err instanceof Error ? err.message : String(err);
-  process.stderr.write(`recsys: ${message}\n`);
-  process.exit(err instanceof ConfigError ? 2 : 1);
 }
 
 export async function runNodeCommand(
@@ -58,7 +53,7 @@ export async function runNodeCommand(
     if (flags.natsUrl !== undefined) overrides.nats = { url: flags.natsUrl };
     config = loadCommandConfig(flags.config, process.env, overrides);
   } catch (err) {
-    fail(err);
+    exitStartFailure(err);
   }
   const log = createLogger({ level: config.log.level, pretty: config.log.pretty });
   let node: RunningNode;
@@ -69,14 +64,14 @@ export async function runNodeCommand(
     node = await startNode({ config, kinds: [...builtin, ...extra], log });
   } catch (err) {
     log.error({ err }, 'node failed to start');
-    fail(err);
+    exitStartFailure(err);
   }
   try {
     await afterStart?.({ config, log, node });
   } catch (err) {
     await node.stop().catch(() => undefined);
     log.error({ err }, 'node failed to start');
-    fail(err);
+    exitStartFailure(err);
   }
   log.info(
     {
@@ -88,24 +83,7 @@ export async function runNodeCommand(
     'node ready',
   );
 
-  let signals = 0;
-  const shutdown = (signal: NodeJS.Signals): void => {
-    signals++;
-    if (signals > 1) {
-      log.warn({ signal }, 'second signal: exiting without draining');
-      process.exit(130);
-    }
-    log.info({ signal }, 'shutting down');
-    node.stop().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        log.error({ err }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', shutdown);
-  process.on('SIGINT', shutdown);
+  exitOnSignals(log, () => node.stop());
 }
 
 export interface ServicesCommandOptions {
@@ -125,7 +103,7 @@ export async function runServicesCommand(flags: ServicesCommandOptions): Promise
       flags.natsUrl === undefined ? {} : { nats: { url: flags.natsUrl } },
     );
   } catch (err) {
-    fail(err);
+    exitStartFailure(err);
   }
   const transport = await NatsTransport.connect({
     servers: config.nats.url.split(',').map((url) => url.trim()),
