@@ -5,12 +5,12 @@
  * `degraded`, so the caller answers with what it has, in time.
  *
  * A shard that had no responders at all (its last replica gone) is not asked again for
- * `probeAfterMs`: the client retries "no responders" until the deadline (a replica may be moving),
- * so asking it on every query would spend each query's whole budget waiting for it.
+ * `probeAfterMs` ({@link Unreachable}).
  */
 import { EncodedRequest } from '../../runtime/client/client.js';
 import type { ActorClient, TypedRef } from '../../runtime/client/client.js';
 import { BadRequestError, NoRespondersError } from '../../runtime/errors.js';
+import { Unreachable } from '../../runtime/client/unreachable.js';
 import { shardOf } from './index-file.js';
 import { ITEMS_KIND } from './messages.js';
 import type { ItemShardProtocol, PackedItems, SearchRequest } from './messages.js';
@@ -45,53 +45,35 @@ export interface ScatterResult {
 }
 
 export class ShardScatter {
-  private readonly shards: readonly string[];
+  private readonly shards: number;
   private readonly ref: TypedRef<ItemShardProtocol, string>;
-  private readonly probeAfterMs: number;
-  private readonly now: () => number;
-  /** Shard → time until which it is left out (it had no responders). */
-  private readonly downUntil = new Map<number, number>();
+  private readonly unreachable: Unreachable<number>;
 
   constructor(options: ShardScatterOptions) {
     if (!Number.isInteger(options.shards) || options.shards < 1) {
       throw new RangeError('shards must be a positive integer');
     }
-    this.shards = Array.from({ length: options.shards }, (_, s) => String(s));
+    this.shards = options.shards;
     this.ref = options.client.grouped<ItemShardProtocol>(ITEMS_KIND);
-    this.probeAfterMs = options.probeAfterMs ?? 1000;
-    this.now = options.now ?? Date.now;
+    this.unreachable = new Unreachable(options.probeAfterMs ?? 1000, options.now);
   }
 
   /**
    * Searches every shard under one deadline. Rejects only when the request itself is bad (every
    * shard would refuse it the same way); a shard's other failures make it missing.
    */
-  private requestsOf(request: SearchRequest): EncodedRequest<SearchRequest>[] {
-    return shardRequests(request, this.shards.length);
-  }
-
   async search(request: SearchRequest, options: ScatterCallOptions = {}): Promise<ScatterResult> {
     const deadline = options.deadline ?? Date.now() + (options.timeoutMs ?? 1000);
     const call = {
       deadline,
       ...(options.requestId === undefined ? {} : { requestId: options.requestId }),
     };
-    const now = this.now();
     const settled = await Promise.allSettled(
-      this.requestsOf(request).map((encoded, shard) =>
-        now < (this.downUntil.get(shard) ?? 0)
+      shardRequests(request, this.shards).map((encoded, shard) =>
+        this.unreachable.has(shard)
           ? Promise.reject(new NoRespondersError(`shard ${shard} had no responders lately`))
-          : this.ref.ask(String(shard), 'search', encoded, call).then(
-              (reply) => {
-                this.downUntil.delete(shard);
-                return reply;
-              },
-              (err: unknown) => {
-                if (err instanceof NoRespondersError) {
-                  this.downUntil.set(shard, this.now() + this.probeAfterMs);
-                }
-                throw err;
-              },
+          : this.unreachable.track(shard, () =>
+              this.ref.ask(String(shard), 'search', encoded, call),
             ),
       ),
     );

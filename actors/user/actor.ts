@@ -21,8 +21,9 @@ import type { ActorContext, ActorKind } from '../../runtime/actor/actor.js';
 import { Actor, defineActorKind } from '../../runtime/actor/actor.js';
 import type { Handlers, RequestMeta } from '../../runtime/actor/protocol.js';
 import type { ActorClient } from '../../runtime/client/client.js';
+import { Unreachable } from '../../runtime/client/unreachable.js';
 import type { EventsConfig, RecommendConfig } from '../../runtime/config/schema.js';
-import { BadRequestError, NoRespondersError, TimeoutError } from '../../runtime/errors.js';
+import { BadRequestError, TimeoutError } from '../../runtime/errors.js';
 import {
   feedbackSubject,
   impressionSubject,
@@ -106,8 +107,8 @@ interface Shared {
   loaded(): UserModel | undefined;
   stream(streams: StreamStore, prefix: string): Promise<EventStream>;
   readers(online: OnlineFeatures): Readers;
-  /** Ranker slot → time until which it is not asked (it had no responders). */
-  readonly rankerDown: Map<string, number>;
+  /** Ranker slots that had no responders lately: not asked for a while. */
+  readonly rankersDown: Unreachable<string>;
   /** The shard scatter of a client: one per host, so a shard found down is left out by all. */
   scatter(client: ActorClient): ShardScatter;
 }
@@ -467,30 +468,30 @@ export class UserActor extends Actor<UserProtocol> {
   ): Promise<{ items: { item_id: string; score: number }[]; version: string } | undefined> {
     const clock = this.shared.now;
     const deadline = Math.min(clock() + this.config.rankingTimeoutMs, end);
-    const downUntil = this.shared.rankerDown.get(slot) ?? 0;
-    if (deadline - clock() < MIN_RANKING_MS || clock() < downUntil) {
+    if (deadline - clock() < MIN_RANKING_MS || this.shared.rankersDown.has(slot)) {
       degraded.add(Degraded.RankerFallback);
       return undefined;
     }
     try {
-      const reply = await this.ctx.client.grouped<RankerProtocol>(RANK_KIND).ask(
-        slot,
-        'rank',
-        {
-          user_id: this.ctx.key,
-          candidates: candidates.slice(0, MAX_CANDIDATES).map((c) => ({ ...c })),
-          now_ms: now,
-          // Only the reply's items come back: 200 scored candidates would cost more to encode
-          // and decode than to score.
-          top_k: Math.min(count, MAX_CANDIDATES),
-        },
-        { deadline, requestId: meta.requestId },
+      const rankers = this.ctx.client.grouped<RankerProtocol>(RANK_KIND);
+      const reply = await this.shared.rankersDown.track(slot, () =>
+        rankers.ask(
+          slot,
+          'rank',
+          {
+            user_id: this.ctx.key,
+            candidates: candidates.slice(0, MAX_CANDIDATES).map((c) => ({ ...c })),
+            now_ms: now,
+            // Only the reply's items come back: 200 scored candidates would cost more to encode
+            // and decode than to score.
+            top_k: Math.min(count, MAX_CANDIDATES),
+          },
+          { deadline, requestId: meta.requestId },
+        ),
       );
       if (reply.degraded.length > 0) degraded.add(Degraded.FeaturesMissing);
       return { items: reply.items, version: reply.model_version };
     } catch (err) {
-      if (err instanceof NoRespondersError)
-        this.shared.rankerDown.set(slot, clock() + RANKER_PROBE_MS);
       meta.log.debug({ err, slot }, 'ranker failed: retrieval order serves');
       degraded.add(Degraded.RankerFallback);
       return undefined;
@@ -643,7 +644,7 @@ export function userKind(options: UserKindOptions): ActorKind<UserProtocol> {
     options,
     now,
     tally: new UserTally(),
-    rankerDown: new Map(),
+    rankersDown: new Unreachable(RANKER_PROBE_MS, now),
     scatter: (client) => {
       let scatter = scatters.get(client);
       if (scatter === undefined) {
