@@ -12,7 +12,7 @@ import { DataOptionError, DatasetFormatError } from '../data/errors.js';
 import { runDataGenerate } from './data.js';
 import { formatMaterializeResult, runMaterialize } from './materialize.js';
 import { runTrainRetrieval } from './train.js';
-import { runTrainRanker } from './train-ranker.js';
+import { runTrainRanker, servingRankerFlags } from './train-ranker.js';
 
 export interface DemoModel {
   readonly datasetDir: string;
@@ -46,21 +46,13 @@ export async function buildDemoModel(
   );
   log.info({ dir: trained.artifact.dir }, 'demo retrieval model trained');
   const ranked = await runTrainRanker(
-    {
+    servingRankerFlags({
       data: generated.out,
       retrieval: trained.artifact.dir,
-      kind: 'gbdt',
       queries: DEMO_RANKER_QUERIES,
-      sampling: 'users',
       candidates: 100,
-      horizonHours: 24,
-      split: 'none',
-      testFraction: 0,
-      validFraction: 0.2,
-      seed: 42,
-      progress: false,
-      ...(configPath === undefined ? {} : { config: configPath }),
-    },
+      config: configPath,
+    }),
     env,
     (line) => log.debug(line),
   );

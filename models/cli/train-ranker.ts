@@ -157,6 +157,32 @@ export interface TrainRankerResult extends RankerPipelineResult {
   readonly seconds: number;
 }
 
+/**
+ * The flags of a GBDT ranker that serves a whole data set: nothing held out for a test, a fifth of
+ * the query points for validation. What the demo and the end-to-end benchmark train.
+ */
+export function servingRankerFlags(input: {
+  data: string;
+  retrieval: string;
+  queries: number;
+  candidates: number;
+  config?: string | undefined;
+}): TrainRankerFlags {
+  const { config, ...rest } = input;
+  return {
+    ...rest,
+    kind: 'gbdt',
+    sampling: 'users',
+    horizonHours: 24,
+    split: 'none',
+    testFraction: 0,
+    validFraction: 0.2,
+    seed: 42,
+    progress: false,
+    ...(config === undefined ? {} : { config }),
+  };
+}
+
 function kindsOf(kind: TrainRankerFlags['kind']): RankerKind[] {
   if (kind === 'both') return [RankerKind.Gbdt, RankerKind.DeepFm];
   if (kind === RankerKind.Gbdt || kind === RankerKind.DeepFm) return [kind];

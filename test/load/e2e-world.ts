@@ -17,7 +17,7 @@ import { stringify as stringifyYaml } from 'yaml';
 import { runIndex } from '../../actors/cli.js';
 import { runDataGenerate } from '../../models/cli/data.js';
 import { defaultHalfLifeDays, runTrainRetrieval, trainOptions } from '../../models/cli/train.js';
-import { runTrainRanker } from '../../models/cli/train-ranker.js';
+import { runTrainRanker, servingRankerFlags } from '../../models/cli/train-ranker.js';
 import { readDataset } from '../../models/data/dataset-io.js';
 import { SCALES } from '../../models/data/generate.js';
 import { sliceEvents } from '../../models/data/split.js';
@@ -275,21 +275,13 @@ async function build(dir: string, options: BuildWorldOptions): Promise<World> {
 
   state.rankerDir ??= await timed(steps, 'train ranker', progress, async () => {
     const ranker = await runTrainRanker(
-      {
+      servingRankerFlags({
         data: dataset.dir,
         retrieval: retrieval.dir,
-        kind: 'gbdt',
         queries: recipe.rankerQueries,
-        sampling: 'users',
         candidates: recipe.rankerCandidates,
-        horizonHours: 24,
-        split: 'none',
-        testFraction: 0,
-        validFraction: 0.2,
-        seed: 42,
-        progress: false,
         config: configPath,
-      },
+      }),
       {},
       quiet,
     );
